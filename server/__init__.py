@@ -1,0 +1,1 @@
+"""toolkiln's MCP server: transports, the call pipeline, configuration and the CLI."""

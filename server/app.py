@@ -1,0 +1,110 @@
+"""The MCP server: the SDK's low-level `Server` with every tools/* request routed into the pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler
+
+from server.runtime import Runtime
+from server.version import __version__
+from server.wire import to_call_result, to_mcp_annotations, to_wire
+from tools.errors import ToolkilnError
+from tools.model import CallContext, Principal, Tool
+
+__all__ = ["ToolkilnServer", "build_server"]
+
+
+class ToolkilnServer(Server[Any]):
+    """Advertises `listChanged` on every transport (the SDK leaves it off by default)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options
+            or NotificationOptions(tools_changed=True, prompts_changed=True, resources_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+class _ToolView:
+    """Caches the wire form of each `Tool`; rebuilt only when the tool object changes."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[Tool, types.Tool]] = {}
+
+    def __call__(self, tool: Tool) -> types.Tool:
+        cached = self._cache.get(tool.name)
+        if cached is not None and cached[0] is tool:
+            return cached[1]
+        wire = types.Tool(
+            name=tool.name,
+            title=tool.title,
+            description=tool.description,
+            input_schema=tool.input_schema,
+            output_schema=tool.output_schema,
+            annotations=to_mcp_annotations(tool.annotations),
+        )
+        self._cache[tool.name] = (tool, wire)
+        return wire
+
+
+def _transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
+    return "stdio" if ctx.request is None else "http"
+
+
+def build_server(runtime: Runtime) -> ToolkilnServer:
+    """A server whose tools/list and tools/call both go through `runtime.pipeline`."""
+    pipeline = runtime.pipeline
+    view = _ToolView()
+    principals: dict[str, Principal] = {}
+
+    def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
+        transport = _transport_of(ctx)
+        principal = principals.get(transport)
+        if principal is None:
+            principal = principals[transport] = runtime.local_principal(transport)
+        return principal
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[view(tool) for tool in pipeline.list_tools(principal_of(ctx))])
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        context = CallContext(principal=principal_of(ctx), request_id=ctx.request_id, request=ctx)
+        try:
+            outcome = await pipeline.call_tool(params.name, params.arguments, context)
+        except ToolkilnError as error:
+            return to_wire(error)
+        return to_call_result(outcome)
+
+    def input_schema_of(name: str) -> dict[str, Any] | None:
+        tool = runtime.registry.get(name)
+        return None if tool is None else tool.input_schema
+
+    server = ToolkilnServer(
+        runtime.settings.server.name,
+        version=__version__,
+        instructions=runtime.settings.server.instructions,
+        get_tool_input_schema=input_schema_of,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_subscriptions_listen=ListenHandler(runtime.notifier.bus),
+    )
+    # We export no traces; the SDK's default OpenTelemetry span per message is pure overhead here.
+    server.middleware = [runtime.notifier.track]
+    for method, params_type, handler in runtime.extra_handlers:
+        server.add_request_handler(method, params_type, handler)
+    return server

@@ -1,0 +1,70 @@
+"""The local dev loop: `toolkiln tools` and `toolkiln call` as real MCP clients of the server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+
+from server.config import Settings
+
+__all__ = ["run_call", "run_tools", "server_target"]
+
+
+def server_target(settings: Settings, args: argparse.Namespace) -> str | StdioServerParameters:
+    """The running server at `--url`, or `toolkiln serve` launched over stdio with the same config."""
+    if args.url:
+        return str(args.url)
+    command = [sys.executable, "-m", "server", "serve", "--transport", "stdio"]
+    if settings.source_path is not None:
+        command += ["--config", str(settings.source_path)]
+    if args.conformance_fixtures:
+        command.append("--conformance-fixtures")
+    return StdioServerParameters(command=command[0], args=command[1:])
+
+
+async def run_tools(settings: Settings, args: argparse.Namespace) -> int:
+    async with Client(server_target(settings, args)) as client:
+        result = await client.list_tools()
+    if args.json:
+        print(result.model_dump_json(by_alias=True, exclude_none=True, indent=2))
+        return 0
+    if not result.tools:
+        print("(no tools)")
+    for tool in result.tools:
+        hints = _hints(tool)
+        summary = (tool.description or "").strip().splitlines()[0:1]
+        print(f"{tool.name}{hints}  {summary[0] if summary else ''}".rstrip())
+    return 0
+
+
+async def run_call(settings: Settings, args: argparse.Namespace, arguments: dict[str, Any]) -> int:
+    async with Client(server_target(settings, args)) as client:
+        try:
+            result = await client.call_tool(args.name, arguments)
+        except Exception as exc:  # a JSON-RPC error (unknown tool) is reported, not a traceback
+            print(f"toolkiln: {exc}", file=sys.stderr)
+            return 1
+    if isinstance(result, types.CallToolResult):
+        if result.structured_content is not None:
+            print(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
+        else:
+            for block in result.content:
+                print(block.text if isinstance(block, types.TextContent) else block.model_dump_json(by_alias=True))
+        return 1 if result.is_error else 0
+    print(result.model_dump_json(by_alias=True, exclude_none=True, indent=2))
+    return 0
+
+
+def _hints(tool: types.Tool) -> str:
+    notes = []
+    if tool.annotations is not None:
+        if tool.annotations.read_only_hint:
+            notes.append("read-only")
+        if tool.annotations.destructive_hint:
+            notes.append("destructive")
+    return f" [{', '.join(notes)}]" if notes else ""

@@ -1,0 +1,141 @@
+"""Settings: one TOML file read once into a frozen object.
+
+Secure defaults live here (loopback bind, Origin/Host checks, body caps, timeouts). Unknown keys
+are errors, so a typo never silently falls back to a default. A bad file raises `ConfigError`
+naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tools.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "HttpSettings",
+    "LoggingSettings",
+    "ServerSettings",
+    "Settings",
+    "StdioSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_NAME = "toolkiln.toml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(_Frozen):
+    name: str = "toolkiln"
+    data_dir: Path = Path(".toolkiln")
+    call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    instructions: str | None = None
+
+
+class HttpSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    path: str = "/mcp"
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Empty lists mean "loopback only" (derived from host/port at start-up).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    json_response: bool = False
+
+
+class StdioSettings(_Frozen):
+    principal: str = "local"
+    roles: tuple[str, ...] = ("admin",)
+
+
+class LoggingSettings(_Frozen):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # Extra argument and field names whose values are always scrubbed from logs.
+    redact_keys: tuple[str, ...] = ()
+
+
+class Settings(_Frozen):
+    """Everything toolkiln reads from its config file; immutable after start-up."""
+
+    server: ServerSettings = ServerSettings()
+    http: HttpSettings = HttpSettings()
+    stdio: StdioSettings = StdioSettings()
+    logging: LoggingSettings = LoggingSettings()
+    conformance_fixtures: bool = False
+    # Where the settings came from, for messages; not a config key.
+    source_path: Path | None = Field(default=None, exclude=True)
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read `path` (or defaults when `None`).
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or has an unknown or invalid key.
+    """
+    if path is None:
+        return Settings()
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(shown, f"cannot read the file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(shown, "the file is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _line_of_decode_error(str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(shown, f"not valid TOML: {message}", line=line) from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(str(part) for part in first["loc"])
+        key = ".".join(loc)
+        problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        count = exc.error_count()
+        if count > 1:
+            problem += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
+        raise ConfigError(shown, problem, line=_line_of_key(text, loc), key=key) from None
+    return settings.model_copy(update={"source_path": path})
+
+
+def _line_of_decode_error(message: str) -> int | None:
+    match = re.search(r"at line (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("?)([A-Za-z0-9_.-]+)\1\s*=""")
+
+
+def _line_of_key(text: str, loc: tuple[str, ...]) -> int | None:
+    """Best-effort line of the dotted key `loc`: the key's own line, else its table's header."""
+    table: tuple[str, ...] = ()
+    table_line: int | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        header = _TABLE.match(raw)
+        if header:
+            table = tuple(part.strip().strip('"') for part in header.group(1).split("."))
+            if table == loc:
+                table_line = number
+            continue
+        key = _KEY.match(raw)
+        if key and (*table, *key.group(2).split(".")) == loc:
+            return number
+    if table_line is not None:
+        return table_line
+    return _line_of_key(text, loc[:-1]) if len(loc) > 1 else None
+
+
+def config_as_dict(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json")

@@ -1,0 +1,62 @@
+"""The assembled server state: settings, registry, pipeline, notifier and storage.
+
+Built once per process from frozen settings; transports and the CLI only talk to this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.config import Settings
+from server.notify import ChangeNotifier
+from server.pipeline import Pipeline, Step, build_pipeline
+from server.storage import Storage
+from tools.model import Principal
+from tools.registry import ToolRegistry
+
+__all__ = ["Runtime", "SourceHook"]
+
+# A tool source plugs in by registering its tools (and, optionally, extra MCP handlers) on start.
+SourceHook = Callable[["Runtime"], None]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    registry: ToolRegistry = field(default_factory=ToolRegistry)
+    notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
+    extra_steps: Sequence[Step] = ()
+    # (method, params model, handler) triples a source adds to the MCP server (resources, prompts…).
+    extra_handlers: list[tuple[str, type[Any], Any]] = field(default_factory=list)
+    storage: Storage | None = None
+    pipeline: Pipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pipeline = build_pipeline(
+            self.registry,
+            call_timeout_s=self.settings.server.call_timeout_s,
+            after_validation=self.extra_steps,
+        )
+        self.registry.subscribe(self.notifier.tools_changed)
+
+    def local_principal(self, transport: str) -> Principal:
+        """The configured local profile (stdio, and HTTP until authentication is configured)."""
+        stdio = self.settings.stdio
+        return Principal(id=stdio.principal, roles=tuple(stdio.roles), transport=transport)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        """Open storage and bind the notifier to this event loop for the server's lifetime."""
+        self.notifier.bind_loop(asyncio.get_running_loop())
+        data_dir = self.settings.server.data_dir
+        self.storage = await Storage.open(data_dir / "toolkiln.db")
+        try:
+            yield self
+        finally:
+            await self.notifier.drain()
+            await self.storage.close()
+            self.storage = None
