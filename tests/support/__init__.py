@@ -1,0 +1,1 @@
+"""Shared helpers for tests: launching real toolkiln servers and finding the npm clients."""
