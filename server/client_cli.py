@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -24,7 +25,10 @@ def server_target(settings: Settings, args: argparse.Namespace) -> str | StdioSe
         command += ["--config", str(settings.source_path)]
     if args.conformance_fixtures:
         command.append("--conformance-fixtures")
-    return StdioServerParameters(command=command[0], args=command[1:])
+    # The child's info logs would drown the answer on this terminal; warnings still show.
+    env = dict(os.environ)
+    env.setdefault("TOOLKILN_LOG_LEVEL", "warning")
+    return StdioServerParameters(command=command[0], args=command[1:], env=env)
 
 
 async def run_tools(settings: Settings, args: argparse.Namespace) -> int:

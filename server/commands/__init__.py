@@ -1,0 +1,17 @@
+"""The `toolkiln` subcommands, one module each.
+
+A command module exposes `COMMAND: Command`. Adding a command = a new module plus one line in
+`ALL_COMMANDS`; `server.cli` builds the parser from this list.
+"""
+
+from __future__ import annotations
+
+from server.commands.base import Command, CommandContext
+from server.commands.call import COMMAND as CALL
+from server.commands.init import COMMAND as INIT
+from server.commands.serve import COMMAND as SERVE
+from server.commands.tools import COMMAND as TOOLS
+
+__all__ = ["ALL_COMMANDS", "Command", "CommandContext"]
+
+ALL_COMMANDS: tuple[Command, ...] = (SERVE, TOOLS, CALL, INIT)
