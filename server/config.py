@@ -106,6 +106,11 @@ def load_settings(path: Path | None) -> Settings:
         if count > 1:
             problem += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
         raise ConfigError(shown, problem, line=_line_of_key(text, loc), key=key) from None
+    data_dir = settings.server.data_dir
+    if not data_dir.is_absolute():
+        # Hosts start servers in arbitrary working directories; the config file's folder is stable.
+        server = settings.server.model_copy(update={"data_dir": path.parent / data_dir})
+        settings = settings.model_copy(update={"server": server})
     return settings.model_copy(update={"source_path": path})
 
 
