@@ -1,6 +1,7 @@
 """Fan registry changes out to connected clients in both protocol eras.
 
-Handshake era (≤ 2025-11-25): each live session gets `notifications/tools/list_changed`.
+Handshake era (≤ 2025-11-25): each live connection gets `notifications/tools/list_changed` on its
+standalone channel.
 Stateless era (2026-07-28): the event is published on the subscription bus, and every open
 `subscriptions/listen` stream that asked for tool changes receives it.
 """
@@ -12,6 +13,7 @@ import weakref
 from typing import Any
 
 import structlog
+from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import (
@@ -28,15 +30,17 @@ log = structlog.get_logger("toolkiln.notify")
 
 
 class ChangeNotifier:
-    """Tracks handshake-era sessions and publishes list changes to both eras.
+    """Tracks handshake-era connections and publishes list changes to both eras.
 
-    `track` is a server middleware: it sees every inbound message, so each session is known
-    from its first request on. Sessions are held weakly; a closed one simply drops out.
+    `track` is a server middleware: it sees every inbound message, so each connection is known
+    from its first request on. Connections are held weakly; a closed one simply drops out.
+    The SDK's `ServerSession` is a per-request proxy that dies with its request, so it cannot
+    be what we hold: the connection behind it is what outlives the request.
     """
 
     def __init__(self, bus: SubscriptionBus | None = None) -> None:
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
-        self._sessions: weakref.WeakSet[ServerSession] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -45,12 +49,14 @@ class ChangeNotifier:
 
     async def track(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            self._sessions.add(ctx.session)
+            connection = _connection_of(ctx.session)
+            if connection is not None:
+                self._connections.add(connection)
         return await call_next(ctx)
 
     @property
     def session_count(self) -> int:
-        return len(self._sessions)
+        return len(self._connections)
 
     def tools_changed(self, _version: int = 0) -> None:
         """Registry listener: schedule the notifications from any thread."""
@@ -60,21 +66,13 @@ class ChangeNotifier:
         self._schedule(self.publish_prompts_changed())
 
     async def publish_tools_changed(self) -> None:
-        for session in list(self._sessions):
-            try:
-                await session.send_tool_list_changed()
-            except Exception as exc:  # a closed session must not stop the others
-                log.debug("list_changed_not_delivered", error=type(exc).__name__)
-                self._sessions.discard(session)
+        for connection in list(self._connections):
+            await _deliver(connection, "notifications/tools/list_changed", self._connections)
         await self.bus.publish(ToolsListChanged())
 
     async def publish_prompts_changed(self) -> None:
-        for session in list(self._sessions):
-            try:
-                await session.send_prompt_list_changed()
-            except Exception as exc:
-                log.debug("list_changed_not_delivered", error=type(exc).__name__)
-                self._sessions.discard(session)
+        for connection in list(self._connections):
+            await _deliver(connection, "notifications/prompts/list_changed", self._connections)
         await self.bus.publish(PromptsListChanged())
 
     def _schedule(self, coro: Any) -> None:
@@ -101,3 +99,17 @@ class ChangeNotifier:
         """Wait for scheduled notifications (used by tests and at shutdown)."""
         if self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+
+def _connection_of(session: ServerSession) -> Connection | None:
+    # The SDK gives handlers no public path to the connection; the session proxy holds it.
+    connection = getattr(session, "_connection", None)
+    return connection if isinstance(connection, Connection) else None
+
+
+async def _deliver(connection: Connection, method: str, tracked: weakref.WeakSet[Connection]) -> None:
+    try:
+        await connection.notify(method, None)
+    except Exception as exc:  # a broken connection must not stop the others
+        log.debug("list_changed_not_delivered", error=type(exc).__name__)
+        tracked.discard(connection)
