@@ -1,6 +1,6 @@
 """tools/call latency: toolkiln's full pipeline beside the SDK's plain `MCPServer`, same run.
 
-Both servers serve the same trivial `echo` tool (see `bench_servers.py`) and are driven by the Python
+Both servers serve the same trivial `echo` tool (see `latency_servers.py`) and are driven by the Python
 SDK `Client`, one call at a time, over stdio and Streamable HTTP. All four servers stay up for the
 whole run; rounds alternate which server goes first, so background noise (two cores shared with
 whatever else runs) lands on both sides alike. Each side is warmed up before any sample is kept.
@@ -38,7 +38,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 HERE = Path(__file__).resolve().parent
-SERVERS = HERE / "bench_servers.py"
+SERVERS = HERE / "latency_servers.py"
 RESULTS = HERE / "results"
 KINDS = ("toolkiln", "plain")
 TARGET_RATIO = 1.2

@@ -2,7 +2,7 @@
 
 Run as a script by `bench_call_latency.py`:
 
-    python benchmarks/bench_servers.py toolkiln|plain --transport stdio|http [--port N] [--data-dir DIR]
+    python benchmarks/latency_servers.py toolkiln|plain --transport stdio|http [--port N] [--data-dir DIR]
 
 `toolkiln` is the production path of `toolkiln serve` (runtime, full pipeline, transports, JSON logs
 on stderr at info) with one extra source holding the tool; `plain` is the SDK's own `MCPServer`.
