@@ -8,7 +8,6 @@ import anyio
 import structlog
 import uvicorn
 from mcp.server.sse import SseServerTransport
-from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http import EventStore
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -21,6 +20,7 @@ from server.app import build_server
 from server.config import HttpSettings
 from server.http_guard import JsonRpcGuard
 from server.runtime import Runtime
+from server.stdio_guard import guarded_stdio_server
 from server.version import __version__
 
 __all__ = ["TransportName", "build_http_app", "build_sse_app", "serve", "transport_security"]
@@ -68,7 +68,7 @@ def build_http_app(runtime: Runtime, *, event_store: EventStore | None = None) -
         host=http.host,
         custom_starlette_routes=_health_routes(runtime),
     )
-    return JsonRpcGuard(app, paths=(http.path,), max_body_bytes=http.max_body_bytes)
+    return JsonRpcGuard(app, paths=(http.path,), max_body_bytes=http.max_body_bytes, security=transport_security(http))
 
 
 def build_sse_app(runtime: Runtime) -> ASGIApp:
@@ -93,7 +93,9 @@ def build_sse_app(runtime: Runtime) -> ASGIApp:
         *_health_routes(runtime),
     ]
     app = Starlette(routes=routes)
-    return JsonRpcGuard(app, paths=("/messages/",), max_body_bytes=http.max_body_bytes)
+    return JsonRpcGuard(
+        app, paths=("/messages/",), max_body_bytes=http.max_body_bytes, security=transport_security(http)
+    )
 
 
 async def serve(runtime: Runtime, transport: TransportName, *, event_store: EventStore | None = None) -> None:
@@ -109,7 +111,8 @@ async def serve(runtime: Runtime, transport: TransportName, *, event_store: Even
 async def _serve_stdio(runtime: Runtime) -> None:
     server = build_server(runtime)
     log.info("serving", transport="stdio", tools=len(runtime.registry.tools()))
-    async with stdio_server() as (read_stream, write_stream):
+    # Each line gets the same strict framing checks and size cap as an HTTP body.
+    async with guarded_stdio_server(max_line_bytes=runtime.settings.http.max_body_bytes) as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
