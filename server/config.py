@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,8 +18,14 @@ from tools.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "AuditSettings",
     "HttpSettings",
+    "IdempotencySettings",
+    "LimitRule",
+    "LimitSettings",
     "LoggingSettings",
+    "QuotaBudget",
+    "QuotaSettings",
     "ServerSettings",
     "Settings",
     "StdioSettings",
@@ -62,6 +68,63 @@ class LoggingSettings(_Frozen):
     redact_keys: tuple[str, ...] = ()
 
 
+_RULE_NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+# A cost is finite, never negative and bounded, so budgets cannot be gamed with NaN, inf or 1e30.
+ToolCost = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+Budget = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+
+
+class LimitRule(_Frozen):
+    """One rate limit: `limit` calls per `period_s` (bursts up to `burst`), per bucket of `per`."""
+
+    name: str = Field(pattern=_RULE_NAME)
+    per: Literal["principal_tool", "principal", "source", "global"] = "principal_tool"
+    tools: tuple[str, ...] = ("*",)
+    sources: tuple[str, ...] = ("*",)
+    limit: int = Field(ge=1, le=1_000_000)
+    period_s: float = Field(gt=0, le=31_536_000, allow_inf_nan=False)
+    burst: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class LimitSettings(_Frozen):
+    backend: Literal["memory", "sqlite"] = "sqlite"
+    # Count and report what would be refused, but refuse nothing.
+    shadow: bool = False
+    rules: tuple[LimitRule, ...] = ()
+
+
+class QuotaBudget(_Frozen):
+    daily: Budget | None = None
+    monthly: Budget | None = None
+
+
+class QuotaSettings(_Frozen):
+    backend: Literal["memory", "sqlite"] = "sqlite"
+    shadow: bool = False
+    # Budgets per principal per UTC day and month; unset means unlimited.
+    daily: Budget | None = None
+    monthly: Budget | None = None
+    principals: dict[str, QuotaBudget] = Field(default_factory=dict)
+    # Per-tool cost overrides; a tool's own cost (default 1) applies otherwise.
+    costs: dict[str, ToolCost] = Field(default_factory=dict)
+
+
+class AuditSettings(_Frozen):
+    enabled: bool = True
+    # Default: audit.db and audit.key in the data directory.
+    path: Path | None = None
+    key_path: Path | None = None
+    synchronous: Literal["normal", "full"] = "normal"
+    max_string_chars: int = Field(default=256, ge=16, le=65_536)
+
+
+class IdempotencySettings(_Frozen):
+    ttl_s: float = Field(default=86_400, gt=0, le=30 * 86_400, allow_inf_nan=False)
+    argument: str | None = "idempotency_key"
+    meta_key: str = "io.toolkiln/idempotency-key"
+    max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
 class Settings(_Frozen):
     """Everything toolkiln reads from its config file; immutable after start-up."""
 
@@ -69,6 +132,10 @@ class Settings(_Frozen):
     http: HttpSettings = HttpSettings()
     stdio: StdioSettings = StdioSettings()
     logging: LoggingSettings = LoggingSettings()
+    limits: LimitSettings = LimitSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    audit: AuditSettings = AuditSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
     conformance_fixtures: bool = False
     # Where the settings came from, for messages; not a config key.
     source_path: Path | None = Field(default=None, exclude=True)
