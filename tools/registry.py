@@ -57,45 +57,31 @@ class ToolRegistry:
         """
         new = list(tools)
         with self._lock:
-            seen: set[str] = set()
-            for tool in new:
-                if tool.source != source:
-                    raise ValueError(f"tool {tool.name!r} belongs to {tool.source!r}, not {source!r}")
-                owner = self._tools.get(tool.name)
-                if owner is not None and owner.source != source:
-                    raise ToolNameCollision(tool.name, owner.source, source)
-                if tool.name in seen:
-                    raise ToolNameCollision(tool.name, source, source)
-                seen.add(tool.name)
-            old_names = self._by_source.get(source, ())
-            old = [self._tools[name] for name in old_names]
-            if old == new:
-                return self._version
-            for name in old_names:
-                del self._tools[name]
-            for tool in new:
-                self._tools[tool.name] = tool
-            if new:
-                self._by_source[source] = tuple(tool.name for tool in new)
-            else:
-                self._by_source.pop(source, None)
-            version = self._commit()
-        log.info("registry_changed", source=source, tools=len(new), version=version)
-        self._notify(version)
-        return version
+            version = self._replace(source, new)
+        return self._announce(source, len(new), version)
 
     def add(self, tool: Tool) -> int:
-        """Add one tool to its source's set (replacing a tool of the same name in that source)."""
-        current = [t for t in self._source_tools(tool.source) if t.name != tool.name]
-        return self.replace_source(tool.source, [*current, tool])
+        """Add one tool to its source's set (replacing a tool of the same name in that source).
+
+        Raises:
+            ToolNameCollision: another source owns the name.
+        """
+        # Read-modify-write under one lock hold, so concurrent adds to a source never lose a tool.
+        with self._lock:
+            current = [t for t in self._source_tools(tool.source) if t.name != tool.name]
+            new = [*current, tool]
+            version = self._replace(tool.source, new)
+        return self._announce(tool.source, len(new), version)
 
     def remove(self, name: str) -> int:
         """Remove one tool by name; a missing name changes nothing."""
-        tool = self._tools.get(name)
-        if tool is None:
-            return self._version
-        rest = [t for t in self._source_tools(tool.source) if t.name != name]
-        return self.replace_source(tool.source, rest)
+        with self._lock:
+            tool = self._tools.get(name)
+            if tool is None:
+                return self._version
+            rest = [t for t in self._source_tools(tool.source) if t.name != name]
+            version = self._replace(tool.source, rest)
+        return self._announce(tool.source, len(rest), version)
 
     def subscribe(self, listener: RegistryListener) -> Callable[[], None]:
         """Call `listener(version)` after every change; returns an idempotent unsubscribe."""
@@ -110,10 +96,50 @@ class ToolRegistry:
     def _source_tools(self, source: str) -> list[Tool]:
         return [self._tools[name] for name in self._by_source.get(source, ())]
 
-    def _commit(self) -> int:
+    def _replace(self, source: str, new: list[Tool]) -> int | None:
+        """Swap in `source`'s new set; the caller holds the lock. `None` when nothing changed."""
+        seen: set[str] = set()
+        for tool in new:
+            if tool.source != source:
+                raise ValueError(f"tool {tool.name!r} belongs to {tool.source!r}, not {source!r}")
+            owner = self._tools.get(tool.name)
+            if owner is not None and owner.source != source:
+                raise ToolNameCollision(tool.name, owner.source, source)
+            if tool.name in seen:
+                raise ToolNameCollision(tool.name, source, source)
+            seen.add(tool.name)
+        old_names = self._by_source.get(source, ())
+        if [self._tools[name] for name in old_names] == new:
+            return None
+        # Copy-on-write: `get` runs on the event loop without the lock, so it must only ever see
+        # a whole old map or a whole new one, never a name deleted and not yet re-added.
+        # The source keeps its place in the order, so a reload does not reshuffle tools/list.
+        tools: dict[str, Tool] = {}
+        placed = False
+        for name, tool in self._tools.items():
+            if tool.source != source:
+                tools[name] = tool
+            elif not placed:
+                tools.update((t.name, t) for t in new)
+                placed = True
+        if not placed:
+            tools.update((t.name, t) for t in new)
+        by_source = dict(self._by_source)
+        if new:
+            by_source[source] = tuple(tool.name for tool in new)
+        else:
+            by_source.pop(source, None)
+        self._tools, self._by_source = tools, by_source
         self._version += 1
-        self._snapshot = tuple(self._tools.values())
+        self._snapshot = tuple(tools.values())
         return self._version
+
+    def _announce(self, source: str, count: int, version: int | None) -> int:
+        if version is None:
+            return self._version
+        log.info("registry_changed", source=source, tools=count, version=version)
+        self._notify(version)
+        return version
 
     def _notify(self, version: int) -> None:
         for listener in list(self._listeners.values()):
