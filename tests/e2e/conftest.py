@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,15 +24,29 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("toolkiln")
 
 
+@contextmanager
+def fixture_server(transport: str, workdir: Path) -> Iterator[RunningServer]:
+    """`toolkiln serve --conformance-fixtures` over `transport`, its stderr pipe closed afterwards."""
+    with serve_http("--conformance-fixtures", transport=transport, cwd=workdir) as server:
+        yield server
+    # serve_http stops the process but leaves its stderr pipe open, which surfaces later as a
+    # ResourceWarning; close it once the reader thread has drained it to EOF.
+    for thread in threading.enumerate():
+        if thread.name.endswith("(pump)"):
+            thread.join(timeout=10)
+    if server.process.stderr is not None:
+        server.process.stderr.close()
+
+
 @pytest.fixture(scope="module")
 def http_server(workdir: Path) -> Iterator[RunningServer]:
-    with serve_http("--conformance-fixtures", transport="http", cwd=workdir) as server:
+    with fixture_server("http", workdir) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def sse_server(workdir: Path) -> Iterator[RunningServer]:
-    with serve_http("--conformance-fixtures", transport="sse", cwd=workdir) as server:
+    with fixture_server("sse", workdir) as server:
         yield server
 
 
