@@ -7,13 +7,17 @@ naming the file, the line and the key.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from server.identity.settings import HttpAuthSettings
+from server.policy.model import PolicySettings
 from tools.errors import ConfigError
 
 __all__ = [
@@ -136,6 +140,10 @@ class Settings(_Frozen):
     quotas: QuotaSettings = QuotaSettings()
     audit: AuditSettings = AuditSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    # Who HTTP/SSE callers are (API tokens, JWT); off = the local profile, loopback only.
+    auth: HttpAuthSettings = HttpAuthSettings()
+    # Roles and permissions; the defaults let the local `admin` profile call everything.
+    policy: PolicySettings = PolicySettings()
     conformance_fixtures: bool = False
     # Where the settings came from, for messages; not a config key.
     source_path: Path | None = Field(default=None, exclude=True)
@@ -162,8 +170,11 @@ def load_settings(path: Path | None) -> Settings:
         line = _line_of_decode_error(str(exc))
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise ConfigError(shown, f"not valid TOML: {message}", line=line) from None
+    _check_plain_values(shown, text, data)
     try:
-        settings = Settings.model_validate(data)
+        # Strict, from JSON: no coercion ("yes" is not a boolean, "80" is not a port), while
+        # strings still become paths and arrays tuples, as a TOML author would expect.
+        settings = Settings.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(str(part) for part in first["loc"])
@@ -179,6 +190,25 @@ def load_settings(path: Path | None) -> Settings:
         server = settings.server.model_copy(update={"data_dir": path.parent / data_dir})
         settings = settings.model_copy(update={"server": server})
     return settings.model_copy(update={"source_path": path})
+
+
+def _check_plain_values(shown: str, text: str, data: dict[str, Any]) -> None:
+    """Refuse what no setting accepts but JSON cannot carry: TOML dates and times; `source_path`."""
+    if "source_path" in data:
+        raise ConfigError(shown, "unknown key", line=_line_of_key(text, ("source_path",)), key="source_path")
+
+    def walk(value: object, loc: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*loc, str(key)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*loc, str(index)))
+        elif isinstance(value, date | time):
+            line = _line_of_key(text, loc)
+            raise ConfigError(shown, "a date or time is not valid here", line=line, key=".".join(loc))
+
+    walk(data, ())
 
 
 def _line_of_decode_error(message: str) -> int | None:
