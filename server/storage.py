@@ -22,6 +22,19 @@ _MIGRATIONS: tuple[str, ...] = (
         version TEXT NOT NULL
     )
     """,
+    # API tokens (server.identity.tokens): only a SHA-256 of the secret is stored.
+    """
+    CREATE TABLE IF NOT EXISTS api_tokens (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        label TEXT,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        revoked_at REAL
+    )
+    """,
 )
 
 

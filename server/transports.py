@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.app import build_server
 from server.config import HttpSettings
 from server.http_guard import JsonRpcGuard
+from server.identity.http import protect
 from server.runtime import Runtime
 from server.stdio_guard import guarded_stdio_server
 from server.version import __version__
@@ -68,7 +69,11 @@ def build_http_app(runtime: Runtime, *, event_store: EventStore | None = None) -
         host=http.host,
         custom_starlette_routes=_health_routes(runtime),
     )
-    return JsonRpcGuard(app, paths=(http.path,), max_body_bytes=http.max_body_bytes, security=transport_security(http))
+    # Bearer authentication (when [auth] is on) sits inside the framing guard, around the MCP path.
+    authed = protect(app, runtime, paths=(http.path,))
+    return JsonRpcGuard(
+        authed, paths=(http.path,), max_body_bytes=http.max_body_bytes, security=transport_security(http)
+    )
 
 
 def build_sse_app(runtime: Runtime) -> ASGIApp:
@@ -92,7 +97,7 @@ def build_sse_app(runtime: Runtime) -> ASGIApp:
         Mount("/messages/", app=sse.handle_post_message),
         *_health_routes(runtime),
     ]
-    app = Starlette(routes=routes)
+    app = protect(Starlette(routes=routes), runtime, paths=("/sse", "/messages/"))
     return JsonRpcGuard(
         app, paths=("/messages/",), max_body_bytes=http.max_body_bytes, security=transport_security(http)
     )

@@ -19,15 +19,25 @@ def build_pipeline(
     registry: ToolRegistry,
     *,
     call_timeout_s: float,
+    authorize: Step | None = None,
     after_validation: Sequence[Step] = (),
 ) -> Pipeline:
-    """log → resolve → validate → [after_validation…] → deadline → execute.
+    """log → resolve → validate → [authorize] → [after_validation…] → deadline → execute.
 
-    `after_validation` is where steps that need the final arguments go (authorization with
-    argument conditions, limits, idempotency, audit).
+    `authorize` (the policy step) decides on the validated arguments and its `visible` filters
+    listing and resolution; `after_validation` is where the steps that follow it go (limits,
+    idempotency, audit).
     """
     resolve = ResolveTool()
-    steps: list[Step] = [LogCalls(), resolve, ValidateArguments(), *after_validation, Deadline(call_timeout_s)]
+    policy = [authorize] if authorize is not None else []
+    steps: list[Step] = [
+        LogCalls(),
+        resolve,
+        ValidateArguments(),
+        *policy,
+        *after_validation,
+        Deadline(call_timeout_s),
+    ]
     pipeline = Pipeline(registry, steps, execute)
     resolve.attach(pipeline)
     return pipeline
