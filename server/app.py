@@ -58,22 +58,15 @@ class _ToolView:
         return wire
 
 
-def _transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
-    return "stdio" if ctx.request is None else "http"
-
-
 def build_server(runtime: Runtime) -> ToolkilnServer:
     """A server whose tools/list and tools/call both go through `runtime.pipeline`."""
     pipeline = runtime.pipeline
     view = _ToolView()
-    principals: dict[str, Principal] = {}
 
     def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
-        transport = _transport_of(ctx)
-        principal = principals.get(transport)
-        if principal is None:
-            principal = principals[transport] = runtime.local_principal(transport)
-        return principal
+        # stdio has no HTTP request; on HTTP/SSE the auth middleware put the verified identity
+        # on the request (server.identity.principal explains the rules).
+        return runtime.identity.of_request(ctx.request)
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None

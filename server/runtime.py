@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.config import Settings
+from server.identity.principal import PrincipalResolver
 from server.notify import ChangeNotifier
 from server.pipeline import Pipeline, Step, build_pipeline
+from server.policy import Authorize, PolicyHolder
 from server.storage import Storage
 from tools.model import Principal
 from tools.registry import ToolRegistry
@@ -34,19 +36,26 @@ class Runtime:
     extra_handlers: list[tuple[str, type[Any], Any]] = field(default_factory=list)
     storage: Storage | None = None
     pipeline: Pipeline = field(init=False)
+    # The policy in force (refuses to start on a bad policy) and who each request's caller is.
+    policy: PolicyHolder = field(init=False)
+    identity: PrincipalResolver = field(init=False)
 
     def __post_init__(self) -> None:
+        self.policy = PolicyHolder.from_settings(self.settings)
+        self.identity = PrincipalResolver(self.settings)
         self.pipeline = build_pipeline(
             self.registry,
             call_timeout_s=self.settings.server.call_timeout_s,
+            authorize=Authorize(self.policy, self.registry),
             after_validation=self.extra_steps,
         )
+        # A reloaded policy can change what each caller sees.
+        self.policy.subscribe(lambda _: self.notifier.tools_changed())
         self.registry.subscribe(self.notifier.tools_changed)
 
     def local_principal(self, transport: str) -> Principal:
-        """The configured local profile (stdio, and HTTP until authentication is configured)."""
-        stdio = self.settings.stdio
-        return Principal(id=stdio.principal, roles=tuple(stdio.roles), transport=transport)
+        """The local profile (stdio; HTTP without `[auth]`), with the launching host's overrides."""
+        return self.identity.local(transport)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
