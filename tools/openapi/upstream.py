@@ -31,6 +31,7 @@ __all__ = ["Inject", "Upstream", "UpstreamConfig", "UpstreamLimits", "default_he
 Inject = Callable[[httpx.Request], Awaitable[None]]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 USER_AGENT = f"toolkiln/{__version__}".encode("ascii")
 # Only encodings `responses.read_capped` can inflate under its cap.
 ACCEPT_ENCODING = b"gzip, deflate"
@@ -175,7 +176,7 @@ class Upstream:
             if self.inject is not None and self.same_origin(url):
                 await self.inject(request)
             with translate_httpx_errors(self.origin, self.timeouts):
-                response = await self.client.send(request, stream=True)
+                response = await self._send(request)
                 try:
                     status = response.status_code
                     if status in _REDIRECTS:
@@ -192,6 +193,17 @@ class Upstream:
                         await response.aclose()
             return to_tool_result(response, body, max_error_chars=limits.max_error_body_chars)
         raise UpstreamFailure(f"Upstream redirected more than {limits.max_redirects} times")
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.client.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            if request.method not in _IDEMPOTENT:
+                raise
+        # A kept-alive connection can be dead or poisoned (an upstream that sent more than its
+        # Content-Length) without the pool knowing; the failed connection is now discarded, and
+        # an idempotent request gets one fresh attempt, as browsers and urllib3 do.
+        return await self.client.send(request, stream=True)
 
     def _redirected(self, request: httpx.Request, url: httpx.URL, status: int, location: str) -> httpx.Request:
         try:

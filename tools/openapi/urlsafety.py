@@ -223,11 +223,18 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         url = request.url
         address = await self.guard.admit(url)
         if address != url.host:
-            # Host header was fixed when the request was built; SNI and certificate checks must
-            # keep using the name, not the pinned address.
-            request.url = url.copy_with(host=address)
+            # The Host header was fixed when the request was built; SNI and certificate checks
+            # must keep using the name too. A copy, so a retry of `request` is vetted afresh.
+            extensions = dict(request.extensions)
             if url.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": url.host}
+                extensions["sni_hostname"] = url.host
+            request = httpx.Request(
+                request.method,
+                url.copy_with(host=address),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=extensions,
+            )
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
