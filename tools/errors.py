@@ -12,11 +12,21 @@ are translated into them at the boundary where they occur; exactly one function,
     │   ├── InvalidArguments          → arguments do not match inputSchema (names every problem)
     │   ├── ToolTimeout               → the per-call deadline passed
     │   ├── ToolCrashed               → the executor raised something unexpected
+    │   ├── RequestRefused            → an argument would make an unsafe upstream request (path
+    │   │                               traversal, CR/LF in a header, a control header); nothing sent
     │   └── UpstreamFailure           → a proxied API failed (issue-specific subclasses live
-    │                                   next to their executor and derive from this)
+    │       │                           next to their executor and derive from this)
+    │       ├── UpstreamError         → the upstream answered non-2xx (status, bounded body)
+    │       ├── UpstreamTimeout       → connect/read/write/pool phase or the total deadline ran out
+    │       ├── UpstreamUnreachable   → no connection, or the HTTP exchange broke off
+    │       ├── ResponseTooLarge      → the decoded body passed the source's cap
+    │       └── EgressBlocked         → the target address is private/reserved and not allowlisted
     └── SetupError                    → never reaches a client: start-up and load-time problems
         ├── ConfigError               → bad config file (file, line, key)
+        ├── BaseUrlRefused            → a source's base URL is unusable or outside its egress policy
         └── ToolNameCollision         → two sources claim one tool name
+
+The OpenAPI executor's errors live in `tools.openapi.errors`.
 """
 
 from __future__ import annotations
