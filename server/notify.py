@@ -1,9 +1,10 @@
-"""Fan registry changes out to connected clients in both protocol eras.
+"""Fan registry and catalog changes out to connected clients in both protocol eras.
 
-Handshake era (≤ 2025-11-25): each live connection gets `notifications/tools/list_changed` on its
-standalone channel.
+Handshake era (≤ 2025-11-25): each live connection gets `notifications/tools/list_changed` (and
+the prompts/resources variants) on its standalone channel; `notifications/resources/updated`
+goes only to connections that subscribed to that URI.
 Stateless era (2026-07-28): the event is published on the subscription bus, and every open
-`subscriptions/listen` stream that asked for tool changes receives it.
+`subscriptions/listen` stream that asked for that kind of change receives it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from mcp.server.session import ServerSession
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
     SubscriptionBus,
     ToolsListChanged,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-__all__ = ["ChangeNotifier"]
+from tools.catalog import CatalogChange
+
+__all__ = ["ChangeNotifier", "connection_of"]
 
 log = structlog.get_logger("toolkiln.notify")
 
@@ -41,6 +46,7 @@ class ChangeNotifier:
     def __init__(self, bus: SubscriptionBus | None = None) -> None:
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._resource_subscriptions: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -49,7 +55,7 @@ class ChangeNotifier:
 
     async def track(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            connection = _connection_of(ctx.session)
+            connection = connection_of(ctx.session)
             if connection is not None:
                 self._connections.add(connection)
         return await call_next(ctx)
@@ -65,6 +71,30 @@ class ChangeNotifier:
     def prompts_changed(self) -> None:
         self._schedule(self.publish_prompts_changed())
 
+    def catalog_changed(self, change: CatalogChange) -> None:
+        """Catalog listener: list changes for resources or prompts, or one resource's update."""
+        if change.kind == "prompts":
+            self._schedule(self.publish_prompts_changed())
+        elif change.kind == "resources":
+            self._schedule(self.publish_resources_changed())
+        elif change.uri is not None:
+            self._schedule(self.publish_resource_updated(change.uri))
+
+    def subscribe_resource(self, session: ServerSession, uri: str) -> None:
+        """Handshake-era `resources/subscribe`: remember `uri` for this session's connection."""
+        connection = connection_of(session)
+        if connection is not None:
+            self._resource_subscriptions.setdefault(connection, set()).add(uri)
+
+    def unsubscribe_resource(self, session: ServerSession, uri: str) -> None:
+        connection = connection_of(session)
+        if connection is not None:
+            self._resource_subscriptions.get(connection, set()).discard(uri)
+
+    def is_subscribed(self, session: ServerSession, uri: str) -> bool:
+        connection = connection_of(session)
+        return connection is not None and uri in self._resource_subscriptions.get(connection, set())
+
     async def publish_tools_changed(self) -> None:
         for connection in list(self._connections):
             await _deliver(connection, "notifications/tools/list_changed", self._connections)
@@ -74,6 +104,17 @@ class ChangeNotifier:
         for connection in list(self._connections):
             await _deliver(connection, "notifications/prompts/list_changed", self._connections)
         await self.bus.publish(PromptsListChanged())
+
+    async def publish_resources_changed(self) -> None:
+        for connection in list(self._connections):
+            await _deliver(connection, "notifications/resources/list_changed", self._connections)
+        await self.bus.publish(ResourcesListChanged())
+
+    async def publish_resource_updated(self, uri: str) -> None:
+        for connection, uris in list(self._resource_subscriptions.items()):
+            if uri in uris:
+                await _deliver(connection, "notifications/resources/updated", self._connections, {"uri": uri})
+        await self.bus.publish(ResourceUpdated(uri=uri))
 
     def _schedule(self, coro: Any) -> None:
         loop = self._loop
@@ -101,15 +142,21 @@ class ChangeNotifier:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
 
-def _connection_of(session: ServerSession) -> Connection | None:
+def connection_of(session: ServerSession) -> Connection | None:
+    """The connection behind a per-request session proxy (its `state` outlives the request)."""
     # The SDK gives handlers no public path to the connection; the session proxy holds it.
     connection = getattr(session, "_connection", None)
     return connection if isinstance(connection, Connection) else None
 
 
-async def _deliver(connection: Connection, method: str, tracked: weakref.WeakSet[Connection]) -> None:
+async def _deliver(
+    connection: Connection,
+    method: str,
+    tracked: weakref.WeakSet[Connection],
+    params: dict[str, Any] | None = None,
+) -> None:
     try:
-        await connection.notify(method, None)
+        await connection.notify(method, params)
     except Exception as exc:  # a broken connection must not stop the others
         log.debug("list_changed_not_delivered", error=type(exc).__name__)
         tracked.discard(connection)

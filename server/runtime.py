@@ -1,4 +1,4 @@
-"""The assembled server state: settings, registry, pipeline, notifier and storage.
+"""The assembled server state: settings, registry, catalog, pipeline, notifier and storage.
 
 Built once per process from frozen settings; transports and the CLI only talk to this.
 """
@@ -17,6 +17,7 @@ from server.notify import ChangeNotifier
 from server.pipeline import Pipeline, Step, build_pipeline
 from server.policy import Authorize, PolicyHolder
 from server.storage import Storage
+from tools.catalog import Catalog
 from tools.model import Principal
 from tools.registry import ToolRegistry
 
@@ -30,6 +31,7 @@ SourceHook = Callable[["Runtime"], None]
 class Runtime:
     settings: Settings
     registry: ToolRegistry = field(default_factory=ToolRegistry)
+    catalog: Catalog = field(default_factory=Catalog)
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
     extra_steps: Sequence[Step] = ()
     # (method, params model, handler) triples a source adds to the MCP server (resources, prompts…).
@@ -52,6 +54,7 @@ class Runtime:
         # A reloaded policy can change what each caller sees.
         self.policy.subscribe(lambda _: self.notifier.tools_changed())
         self.registry.subscribe(self.notifier.tools_changed)
+        self.catalog.subscribe(self.notifier.catalog_changed)
 
     def local_principal(self, transport: str) -> Principal:
         """The local profile (stdio; HTTP without `[auth]`), with the launching host's overrides."""
