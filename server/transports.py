@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import build_server
 from server.config import HttpSettings
+from server.event_store import InMemoryEventStore, SessionScopes
 from server.http_guard import JsonRpcGuard
 from server.identity.http import protect
 from server.runtime import Runtime
@@ -29,6 +30,7 @@ __all__ = ["TransportName", "build_http_app", "build_sse_app", "serve", "transpo
 TransportName = Literal["stdio", "sse", "http"]
 log = structlog.get_logger("toolkiln.transport")
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+_RETRY_MS = 100
 
 
 def transport_security(http: HttpSettings) -> TransportSecuritySettings:
@@ -56,21 +58,25 @@ def _health_routes(runtime: Runtime) -> list[Route]:
 
 
 def build_http_app(runtime: Runtime, *, event_store: EventStore | None = None) -> ASGIApp:
-    """Streamable HTTP at `http.path` (both protocol eras) plus health endpoints."""
+    """Streamable HTTP at `http.path` (both protocol eras) plus health endpoints.
+
+    SSE streams are resumable (`Last-Event-ID`) from a bounded in-memory store unless another
+    store is given; the retry hint tells clients to come back quickly.
+    """
     http = runtime.settings.http
     server = build_server(runtime)
     app = server.streamable_http_app(
         streamable_http_path=http.path,
         json_response=http.json_response,
-        event_store=event_store,
-        retry_interval=100 if event_store is not None else None,
+        event_store=event_store if event_store is not None else InMemoryEventStore(),
+        retry_interval=_RETRY_MS,
         max_request_body_size=http.max_body_bytes,
         transport_security=transport_security(http),
         host=http.host,
         custom_starlette_routes=_health_routes(runtime),
     )
     # Bearer authentication (when [auth] is on) sits inside the framing guard, around the MCP path.
-    authed = protect(app, runtime, paths=(http.path,))
+    authed = protect(SessionScopes(app), runtime, paths=(http.path,))
     return JsonRpcGuard(
         authed, paths=(http.path,), max_body_bytes=http.max_body_bytes, security=transport_security(http)
     )
