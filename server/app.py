@@ -9,6 +9,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
+from mcp.shared.exceptions import MCPError
 
 from server.runtime import Runtime
 from server.version import __version__
@@ -16,7 +17,11 @@ from server.wire import to_call_result, to_mcp_annotations, to_wire
 from tools.errors import ToolkilnError
 from tools.model import CallContext, Principal, Tool
 
-__all__ = ["ToolkilnServer", "build_server"]
+__all__ = ["REQUIRED_CLIENT_CAPABILITIES", "ToolkilnServer", "build_server"]
+
+# `Tool.meta` key: the client capabilities a tool cannot work without, shaped like MCP
+# `ClientCapabilities` (e.g. `{"sampling": {}}`). Calling it without them is a protocol fault.
+REQUIRED_CLIENT_CAPABILITIES = "client_capabilities"
 
 
 class ToolkilnServer(Server[Any]):
@@ -58,6 +63,15 @@ class _ToolView:
         return wire
 
 
+def _missing_capabilities(tool: Tool, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    required = tool.meta.get(REQUIRED_CLIENT_CAPABILITIES)
+    if not required:
+        return {}
+    declared = ctx.session.client_capabilities
+    have = declared.model_dump(by_alias=True, exclude_none=True) if declared is not None else {}
+    return {name: value for name, value in required.items() if name not in have}
+
+
 def build_server(runtime: Runtime) -> ToolkilnServer:
     """A server whose tools/list and tools/call both go through `runtime.pipeline`."""
     pipeline = runtime.pipeline
@@ -77,6 +91,17 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         context = CallContext(principal=principal_of(ctx), request_id=ctx.request_id, request=ctx)
+        tool = runtime.registry.get(params.name)
+        if tool is not None and pipeline.is_visible(tool, context.principal):
+            # The spec's MissingRequiredClientCapabilityError (-32021, HTTP 400); a hidden tool
+            # falls through so that it still fails exactly like an unknown one.
+            missing = _missing_capabilities(tool, ctx)
+            if missing:
+                raise MCPError(
+                    types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+                    f"Tool '{tool.name}' needs client capabilities: {', '.join(sorted(missing))}",
+                    data={"requiredCapabilities": missing},
+                )
         try:
             outcome = await pipeline.call_tool(params.name, params.arguments, context)
         except ToolkilnError as error:

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.audit.ledger import Ledger
 from server.config import Settings
 from server.identity.principal import PrincipalResolver
 from server.notify import ChangeNotifier
@@ -41,8 +42,11 @@ class Runtime:
     # The policy in force (refuses to start on a bad policy) and who each request's caller is.
     policy: PolicyHolder = field(init=False)
     identity: PrincipalResolver = field(init=False)
+    # Limits, quotas, idempotency, the audit log and metrics (the durable side of the chain).
+    ledger: Ledger = field(init=False)
 
     def __post_init__(self) -> None:
+        self.ledger = Ledger(self.settings)
         self.policy = PolicyHolder.from_settings(self.settings)
         self.identity = PrincipalResolver(self.settings)
         self.pipeline = build_pipeline(
@@ -50,6 +54,8 @@ class Runtime:
             call_timeout_s=self.settings.server.call_timeout_s,
             authorize=Authorize(self.policy, self.registry),
             after_validation=self.extra_steps,
+            outer=self.ledger.outer_steps,
+            before_execute=self.ledger.inner_steps,
         )
         # A reloaded policy can change what each caller sees.
         self.policy.subscribe(lambda _: self.notifier.tools_changed())
@@ -67,8 +73,11 @@ class Runtime:
         data_dir = self.settings.server.data_dir
         self.storage = await Storage.open(data_dir / "toolkiln.db")
         try:
+            # Opened now so a missing audit key or an unwritable store stops start-up, not a call.
+            self.ledger.open()
             yield self
         finally:
             await self.notifier.drain()
             await self.storage.close()
             self.storage = None
+            self.ledger.close()

@@ -21,21 +21,29 @@ def build_pipeline(
     call_timeout_s: float,
     authorize: Step | None = None,
     after_validation: Sequence[Step] = (),
+    outer: Sequence[Step] = (),
+    before_execute: Sequence[Step] = (),
 ) -> Pipeline:
     """log → resolve → validate → [authorize] → [after_validation…] → deadline → execute.
 
     `authorize` (the policy step) decides on the validated arguments and its `visible` filters
     listing and resolution; `after_validation` is where the steps that follow it go (limits,
     idempotency, audit).
+
+    `outer` steps run right after logging and around resolve, so they see every call, including
+    unknown, hidden, invalid and denied ones (metrics, the audit outcome); `before_execute` steps
+    run last before the deadline (rate limits and quota, idempotency, the audit intent).
     """
     resolve = ResolveTool()
     policy = [authorize] if authorize is not None else []
     steps: list[Step] = [
         LogCalls(),
+        *outer,
         resolve,
         ValidateArguments(),
         *policy,
         *after_validation,
+        *before_execute,
         Deadline(call_timeout_s),
     ]
     pipeline = Pipeline(registry, steps, execute)

@@ -1,0 +1,189 @@
+"""The audit's two pipeline steps, and the recorder they share.
+
+Why two steps. A call can end before it ever reaches an executor: unknown or hidden tool (resolve),
+invalid arguments (validate), denied (authorize), rate limited or over quota (limits). Those must
+be audited too, so `AuditCalls` sits right after logging and metrics, *outside* resolve, and sees
+every outcome, raised or returned. But the intent of a call that does run must be committed before
+the executor starts, with the final validated arguments, after every check has passed; so
+`AuditIntent` sits last before the deadline and the executor. A call that was refused early gets
+its intent and outcome written together, in one transaction, by `AuditCalls`.
+
+Both writes go through the group-commit writer and are awaited: the intent before the executor
+runs, the outcome before the result returns. If either cannot be committed the call fails closed
+(`LedgerUnavailable`): no executor run without an intent, no result without an outcome.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from typing import Any
+
+import anyio
+import mcp_types as types
+
+from server.audit import notes
+from server.audit.log import AuditLog
+from server.audit.owner import current_owner
+from server.audit.redact import Redactor
+from server.audit.status import classify
+from server.audit.writer import Batch, GroupCommitWriter, LedgerUnavailable
+from server.pipeline.chain import CallNext, Step, ToolCall
+from tools.errors import ToolkilnError
+from tools.model import ToolOutcome, ToolResult
+
+__all__ = ["AuditCalls", "AuditIntent", "AuditRecorder"]
+
+
+class AuditRecorder:
+    """Builds intent and outcome records from a `ToolCall` and appends them through the writer."""
+
+    def __init__(self, writer: GroupCommitWriter, log: AuditLog, redactor: Redactor) -> None:
+        self.writer = writer
+        self.log = log
+        self.redactor = redactor
+
+    def _tool_name(self, call: ToolCall) -> str:
+        if call.tool is not None:
+            return call.tool.name
+        name = call.name if isinstance(call.name, str) else repr(call.name)
+        return self.redactor.text(name, limit=128)
+
+    def _intent_fields(self, call: ToolCall) -> dict[str, Any]:
+        principal = call.context.principal
+        tool = call.tool
+        request_id = call.context.request_id
+        return {
+            "source": None if tool is None else tool.source,
+            "roles": list(principal.roles),
+            "transport": principal.transport,
+            "request_id": None if request_id is None else self.redactor.text(str(request_id), limit=64),
+            "arguments": self.redactor.arguments(call.arguments, None if tool is None else tool.input_schema),
+        }
+
+    async def intent(self, call: ToolCall) -> int:
+        """Commit the intent record; returns its seq.
+
+        Raises:
+            LedgerUnavailable: the record could not be committed.
+        """
+        call_id: str = call.notes[notes.CALL_ID]
+        principal = call.context.principal.id
+        tool = call.resolved
+        fields = self._intent_fields(call)
+        owner = current_owner()
+        log = self.log
+
+        def op(conn: sqlite3.Connection, batch: Batch) -> int:
+            seq = log.append(
+                conn, batch, kind="intent", call_id=call_id, principal=principal, tool=tool.name, status=None,
+                fields=fields,
+            )  # fmt: skip
+            log.open_call(
+                conn, call_id=call_id, owner=owner, seq=seq, principal=principal, tool=tool.name, source=tool.source
+            )
+            return seq
+
+        return await self._run(op)
+
+    async def outcome(self, call: ToolCall, outcome: object, started: float) -> None:
+        """Commit the outcome (and the intent too, for a call refused before `AuditIntent`)."""
+        call_id: str = call.notes[notes.CALL_ID]
+        principal = call.context.principal.id
+        tool = self._tool_name(call)
+        status = classify(call.notes, outcome)
+        fields: dict[str, Any] = {
+            "source": None if call.tool is None else call.tool.source,
+            "rule": call.notes.get(notes.POLICY_RULE),
+            "limit": call.notes.get(notes.LIMIT),
+            "cost": float(call.notes.get(notes.COST, 0) or 0),
+            "latency_us": int((time.perf_counter() - started) * 1_000_000),
+            "result_bytes": _result_bytes(outcome),
+            "idempotency": call.notes.get(notes.IDEMPOTENCY),
+            "shadow": call.notes.get(notes.SHADOW),
+            "error": type(outcome).__name__ if isinstance(outcome, BaseException) else None,
+        }
+        intent = None if notes.INTENT_SEQ in call.notes else self._intent_fields(call)
+        log = self.log
+
+        def op(conn: sqlite3.Connection, batch: Batch) -> int:
+            if intent is not None:
+                log.append(
+                    conn, batch, kind="intent", call_id=call_id, principal=principal, tool=tool, status=None,
+                    fields=intent,
+                )  # fmt: skip
+            seq = log.append(
+                conn, batch, kind="outcome", call_id=call_id, principal=principal, tool=tool, status=status,
+                fields=fields,
+            )  # fmt: skip
+            if intent is None:
+                log.close_call(conn, call_id)
+            return seq
+
+        await self._run(op)
+
+    async def _run(self, op: Any) -> int:
+        try:
+            seq: int = await self.writer.run(op)
+        except LedgerUnavailable:
+            raise
+        except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+        return seq
+
+
+class AuditCalls(Step):
+    """Outer step: gives the call its id and records how every call ended."""
+
+    name = "audit"
+
+    def __init__(self, recorder: AuditRecorder) -> None:
+        self._recorder = recorder
+
+    async def call(self, call: ToolCall, call_next: CallNext) -> ToolOutcome:
+        call.notes.setdefault(notes.CALL_ID, uuid.uuid4().hex)
+        started = time.perf_counter()
+        try:
+            result = await call_next(call)
+        except BaseException as exc:
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._recorder.outcome(call, exc, started)
+            except LedgerUnavailable as failure:
+                if isinstance(exc, ToolkilnError):
+                    raise failure from exc
+            raise
+        with anyio.CancelScope(shield=True):
+            await self._recorder.outcome(call, result, started)
+        return result
+
+
+class AuditIntent(Step):
+    """Inner step: commits the intent right before the executor, then lets the call run."""
+
+    name = "audit_intent"
+
+    def __init__(self, recorder: AuditRecorder | None) -> None:
+        self._recorder = recorder
+
+    async def call(self, call: ToolCall, call_next: CallNext) -> ToolOutcome:
+        if self._recorder is not None:
+            call.notes.setdefault(notes.CALL_ID, uuid.uuid4().hex)
+            call.notes[notes.INTENT_SEQ] = await self._recorder.intent(call)
+        call.notes[notes.EXECUTED] = True
+        return await call_next(call)
+
+
+def _result_bytes(outcome: object) -> int:
+    if not isinstance(outcome, ToolResult):
+        return 0
+    size = 0
+    for block in outcome.content:
+        if isinstance(block, types.TextContent):
+            size += len(block.text.encode("utf-8", "surrogatepass"))
+        else:
+            size += len(block.model_dump_json(by_alias=True, exclude_none=True))
+    if outcome.structured is not None:
+        size += len(repr(outcome.structured))
+    return size
