@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import mcp_types as types
+import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -13,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 
 from server.runtime import Runtime
 from server.version import __version__
-from server.wire import to_call_result, to_mcp_annotations, to_wire
+from server.wire import to_call_result, to_mcp_annotations, to_protocol_error, to_wire
 from tools.errors import ToolkilnError
 from tools.model import CallContext, Principal, Tool
 
@@ -22,6 +23,8 @@ __all__ = ["REQUIRED_CLIENT_CAPABILITIES", "ToolkilnServer", "build_server"]
 # `Tool.meta` key: the client capabilities a tool cannot work without, shaped like MCP
 # `ClientCapabilities` (e.g. `{"sampling": {}}`). Calling it without them is a protocol fault.
 REQUIRED_CLIENT_CAPABILITIES = "client_capabilities"
+
+log = structlog.get_logger("toolkiln.server")
 
 
 class ToolkilnServer(Server[Any]):
@@ -85,7 +88,12 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[view(tool) for tool in pipeline.list_tools(principal_of(ctx))])
+        try:
+            visible = pipeline.list_tools(principal_of(ctx))
+        except Exception as error:
+            log.exception("tools_list_failed")
+            raise to_protocol_error(error) from None
+        return types.ListToolsResult(tools=[view(tool) for tool in visible])
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -105,6 +113,10 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         try:
             outcome = await pipeline.call_tool(params.name, params.arguments, context)
         except ToolkilnError as error:
+            return to_wire(error)
+        except Exception as error:
+            # A bug in a step: the SDK's handshake-era path would send its text as the error message.
+            log.exception("tool_call_failed", tool=params.name[:64])
             return to_wire(error)
         return to_call_result(outcome)
 

@@ -5,25 +5,36 @@ from __future__ import annotations
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from tools.errors import ProtocolFault, ToolFailure, ToolkilnError
+from tools.errors import ProtocolFault, ToolFailure
 from tools.model import ToolAnnotations, ToolOutcome, ToolResult
 
-__all__ = ["to_call_result", "to_mcp_annotations", "to_wire"]
+__all__ = ["INTERNAL_ERROR", "to_call_result", "to_mcp_annotations", "to_protocol_error", "to_wire"]
 
 INTERNAL_ERROR = -32603
 
 
-def to_wire(error: ToolkilnError) -> types.CallToolResult:
-    """Tool failures become `isError` results; protocol faults are raised as JSON-RPC errors.
+def to_wire(error: Exception) -> types.CallToolResult:
+    """Tool failures become `isError` results; everything else is raised as a JSON-RPC error.
 
     Raises:
-        MCPError: for a `ProtocolFault` (unknown or hidden tool → -32602, identical bytes).
+        MCPError: for a `ProtocolFault` (unknown or hidden tool → -32602, identical bytes), and
+            -32603 "Internal error" for anything that is not a `ToolkilnError` (see
+            `to_protocol_error`).
     """
-    if isinstance(error, ProtocolFault):
-        raise MCPError(error.code, error.message) from None
     if isinstance(error, ToolFailure):
         return types.CallToolResult(content=[types.TextContent(type="text", text=error.message)], is_error=True)
-    raise MCPError(INTERNAL_ERROR, "Internal error") from None
+    raise to_protocol_error(error) from None
+
+
+def to_protocol_error(error: Exception) -> MCPError:
+    """The JSON-RPC error for a request that failed other than as a tool failure.
+
+    Only a `ProtocolFault` says what went wrong; any other error (a setup problem, a bug in a
+    step) is a bare -32603, so internals such as paths or upstream text never reach the client.
+    """
+    if isinstance(error, ProtocolFault):
+        return MCPError(error.code, error.message)
+    return MCPError(INTERNAL_ERROR, "Internal error")
 
 
 def to_call_result(outcome: ToolOutcome) -> types.CallToolResult | types.InputRequiredResult:

@@ -8,6 +8,7 @@ extra properties. Messages name the argument path and the rule, never echo large
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -20,6 +21,7 @@ from tools.model import Tool, ToolOutcome
 __all__ = ["ValidateArguments", "argument_problems"]
 
 _MAX_PROBLEMS = 10
+_MAX_ERRORS_SCANNED = 50
 _MAX_MESSAGE = 160
 _EXTRA_KEYWORDS = ("additionalProperties", "patternProperties", "unevaluatedProperties")
 
@@ -94,7 +96,11 @@ def argument_problems(compiled: _CompiledSchema, arguments: object) -> list[str]
         return [f"arguments: expected an object, got {_json_type(arguments)}"]
     problems: list[str] = []
     if not compiled.open:
-        problems.extend(f"arguments: unknown argument '{key[:64]}'" for key in arguments if key not in compiled.known)
-    errors = sorted(compiled.validator.iter_errors(arguments), key=lambda e: list(map(str, e.absolute_path)))
+        unknown = (f"arguments: unknown argument '{key[:64]}'" for key in arguments if key not in compiled.known)
+        problems.extend(islice(unknown, _MAX_PROBLEMS))
+    # iter_errors is lazy: a million bad array items must not cost a million error objects (and
+    # seconds of a blocked event loop), so only the first few are looked at and ordered.
+    found = islice(compiled.validator.iter_errors(arguments), _MAX_ERRORS_SCANNED)
+    errors = sorted(found, key=lambda e: list(map(str, e.absolute_path)))
     problems.extend(_describe(error) for error in errors)
     return problems[:_MAX_PROBLEMS]
