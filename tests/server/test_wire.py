@@ -1,0 +1,140 @@
+"""`server.wire`: the one function that decides how an outcome or an error reaches the client."""
+
+from __future__ import annotations
+
+import mcp_types as types
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from server.wire import INTERNAL_ERROR, to_call_result, to_mcp_annotations, to_protocol_error, to_wire
+from tools.errors import (
+    ConfigError,
+    InvalidArguments,
+    ProtocolFault,
+    SetupError,
+    ToolCrashed,
+    ToolFailure,
+    ToolHidden,
+    ToolkilnError,
+    ToolNameCollision,
+    ToolTimeout,
+    UnknownTool,
+    UpstreamFailure,
+)
+from tools.model import ToolAnnotations, ToolResult
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(InvalidArguments("t", ["arguments.a: expected integer, got string"]), id="invalid-arguments"),
+        pytest.param(ToolTimeout("t", 2.5), id="timeout"),
+        pytest.param(ToolCrashed("Tool 't' failed: boom"), id="crashed"),
+        pytest.param(UpstreamFailure("upstream answered 502"), id="upstream"),
+        pytest.param(ToolFailure("plain failure"), id="tool-failure"),
+    ],
+)
+def test_a_tool_failure_is_an_error_result_carrying_only_its_message(error: ToolFailure) -> None:
+    result = to_wire(error)
+    assert result.is_error is True
+    assert result.content == [types.TextContent(type="text", text=error.message)]
+    assert result.structured_content is None
+
+
+def test_an_unknown_tool_is_a_minus_32602_protocol_error() -> None:
+    with pytest.raises(MCPError) as caught:
+        to_wire(UnknownTool("nope"))
+    assert caught.value.error.code == -32602
+    assert caught.value.error.message == "Unknown tool: nope"
+    assert caught.value.error.data is None
+
+
+def test_a_hidden_tool_and_a_missing_one_have_the_same_wire_form() -> None:
+    # THREATS R1: the class differs inside the server; nothing of it reaches the client.
+    with pytest.raises(MCPError) as hidden:
+        to_wire(ToolHidden("admin_reset"))
+    with pytest.raises(MCPError) as missing:
+        to_wire(UnknownTool("admin_reset"))
+    assert hidden.value.error.model_dump_json(by_alias=True) == missing.value.error.model_dump_json(by_alias=True)
+
+
+def test_a_protocol_fault_keeps_its_own_code() -> None:
+    class TooManyRounds(ProtocolFault):
+        code = -32600
+
+    with pytest.raises(MCPError) as caught:
+        to_wire(TooManyRounds("too many input rounds"))
+    assert (caught.value.error.code, caught.value.error.message) == (-32600, "too many input rounds")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(ConfigError("/etc/toolkiln/secret.toml", "bad", line=3, key="k"), id="config-error"),
+        pytest.param(ToolNameCollision("a", "x", "y"), id="name-collision"),
+        pytest.param(SetupError("database /var/lib/toolkiln.db is locked"), id="setup-error"),
+        pytest.param(ToolkilnError("root error with detail"), id="bare-root"),
+        pytest.param(ValueError("/home/user/.ssh/id_rsa unreadable"), id="foreign-exception"),
+        pytest.param(KeyError("sk-live-canary"), id="foreign-key-error"),
+    ],
+)
+def test_anything_else_is_a_bare_internal_error_that_leaks_no_detail(error: Exception) -> None:
+    with pytest.raises(MCPError) as caught:
+        to_wire(error)
+    assert caught.value.error.code == INTERNAL_ERROR == -32603
+    assert caught.value.error.message == "Internal error"
+    assert caught.value.error.data is None
+    assert to_protocol_error(error).error == caught.value.error
+
+
+def test_to_wire_raises_without_chaining_the_internal_cause() -> None:
+    with pytest.raises(MCPError) as caught:
+        to_wire(ValueError("internal"))
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__ is True
+
+
+def test_a_tool_result_keeps_its_blocks_structured_content_and_error_flag() -> None:
+    blocks = [types.TextContent(type="text", text="a"), types.TextContent(type="text", text="b")]
+    result = to_call_result(ToolResult(content=blocks, structured={"n": 1}, is_error=True))
+    assert isinstance(result, types.CallToolResult)
+    assert result.content == blocks
+    assert result.structured_content == {"n": 1}
+    assert result.is_error is True
+
+
+def test_an_input_required_result_passes_through_untouched() -> None:
+    asked = types.InputRequiredResult.model_validate(
+        {
+            "resultType": "input_required",
+            "inputRequests": {
+                "confirm": {
+                    "method": "elicitation/create",
+                    "params": {
+                        "mode": "form",
+                        "message": "Proceed?",
+                        "requestedSchema": {"type": "object", "properties": {}},
+                    },
+                }
+            },
+        }
+    )
+    assert to_call_result(asked) is asked
+
+
+def test_default_annotations_are_omitted_and_set_ones_map_to_mcp_hints() -> None:
+    assert to_mcp_annotations(ToolAnnotations()) is None
+    hints = to_mcp_annotations(
+        ToolAnnotations(title="Delete", read_only=False, destructive=True, idempotent=True, open_world=False)
+    )
+    assert hints == types.ToolAnnotations(
+        title="Delete", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+    )
+    dumped = hints.model_dump(by_alias=True, exclude_none=True)
+    assert dumped == {
+        "title": "Delete",
+        "readOnlyHint": False,
+        "destructiveHint": True,
+        "idempotentHint": True,
+        "openWorldHint": False,
+    }
