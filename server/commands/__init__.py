@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from server.commands.base import Command, CommandContext
 from server.commands.call import COMMAND as CALL
+from server.commands.demo import COMMAND as DEMO
 from server.commands.init import COMMAND as INIT
 from server.commands.policy import COMMAND as POLICY
 from server.commands.serve import COMMAND as SERVE
@@ -16,4 +17,4 @@ from server.commands.tools import COMMAND as TOOLS
 
 __all__ = ["ALL_COMMANDS", "Command", "CommandContext"]
 
-ALL_COMMANDS: tuple[Command, ...] = (SERVE, TOOLS, CALL, INIT, TOKENS, POLICY)
+ALL_COMMANDS: tuple[Command, ...] = (SERVE, TOOLS, CALL, INIT, TOKENS, POLICY, DEMO)

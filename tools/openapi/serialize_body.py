@@ -53,13 +53,14 @@ def body_encoder(plan: BodyPlan) -> BodyEncoder:
         encode = _multipart_encoder(plan)
     elif media == "application/json" or media.endswith("+json"):
         encode = lambda value: (_json_bytes(value), plan.media_type)  # noqa: E731
-    elif media == "application/octet-stream":
-        encode = lambda value: (_decode_base64("body", value), plan.media_type)  # noqa: E731
-    else:
+    elif media.startswith("text/") or media.endswith(("+xml", "/xml")):
         encode = lambda value: (  # noqa: E731
             value.encode("utf-8") if isinstance(value, str) else _json_bytes(value),
             plan.media_type,
         )
+    else:
+        # Any other media type is binary, carried in its argument as base64.
+        encode = lambda value: (_decode_base64("body", value), plan.media_type)  # noqa: E731
 
     def build(arguments: Mapping[str, Any]) -> EncodedBody | None:
         value = gather(arguments)
