@@ -1,0 +1,89 @@
+"""The per-tool schema size budget, and graceful degradation past it.
+
+Sizes are computed from each shared definition's cached size, so measuring 1,000 tools does not
+serialize their `$defs` 1,000 times. Past the budget a tool first loses its `outputSchema`
+(results still arrive, just undescribed), then its unions below the top level collapse into one
+described schema; if it is still too large it is skipped, and the report says which happened.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tools.openapi.schema import DEFS_PREFIX, Def, json_size
+
+__all__ = ["assemble", "assembled_size", "collapse_unions"]
+
+
+def assembled_size(top: Mapping[str, Any], defs: Sequence[Def]) -> int:
+    """Bytes of `top` with `"$defs": {…}` appended, as compact JSON (exact)."""
+    size = json_size(top)
+    if not defs:
+        return size
+    size += len('"$defs":{}') + (1 if top else 0)
+    size += sum(len(json.dumps(d.name)) + 1 + d.size for d in defs) + len(defs) - 1
+    return size
+
+
+def assemble(top: Mapping[str, Any], defs: Sequence[Def]) -> dict[str, Any]:
+    schema = dict(top)
+    if defs:
+        schema["$defs"] = {d.name: d.schema for d in defs}
+    return schema
+
+
+def collapse_unions(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an assembled schema whose unions below the top level are one described schema.
+
+    Definitions no longer referenced afterwards are dropped.
+    """
+    defs = schema.get("$defs", {})
+    top = {k: v for k, v in schema.items() if k != "$defs"}
+    collapsed_top = {k: _collapse(v, 1) for k, v in top.items()}
+    collapsed_defs = {name: _collapse(body, 2) for name, body in defs.items()}
+    reachable: set[str] = set()
+    todo = list(_refs(collapsed_top))
+    while todo:
+        name = todo.pop()
+        if name in reachable or name not in collapsed_defs:
+            continue
+        reachable.add(name)
+        todo.extend(_refs(collapsed_defs[name]))
+    result = dict(collapsed_top)
+    if reachable:
+        result["$defs"] = {name: collapsed_defs[name] for name in sorted(reachable)}
+    return result
+
+
+def _collapse(node: Any, depth: int) -> Any:
+    if isinstance(node, list):
+        return [_collapse(item, depth + 1) for item in node]
+    if not isinstance(node, dict):
+        return node
+    union = node.get("anyOf") or node.get("oneOf")
+    if depth > 1 and isinstance(union, list) and len(union) > 1:
+        described: dict[str, Any] = {}
+        if all(isinstance(b, dict) and (b.get("type") == "object" or "properties" in b) for b in union):
+            described["type"] = "object"
+        text = node.get("description")
+        note = f"One of {len(union)} shapes; details omitted to fit the schema size budget."
+        described["description"] = f"{text} ({note})" if isinstance(text, str) else note
+        return described
+    return {k: _collapse(v, depth + 1) for k, v in node.items()}
+
+
+def _refs(node: Any) -> list[str]:
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith(DEFS_PREFIX):
+                found.append(ref[len(DEFS_PREFIX) :])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found

@@ -1,0 +1,75 @@
+"""Spec text (summaries, descriptions) made inert: normalized, stripped, bounded and flagged.
+
+A spec's prose is attacker-controlled and ends up in a model's context. It is never evaluated
+(no templating touches it); here it loses what can hide or reshape it — ANSI escapes, control
+characters, bidirectional overrides, zero-width and Unicode tag characters — and is cut to a
+bound. Text that looks like instructions or template syntax is kept (it is data) but flagged, so
+the conversion report shows the admin which operations to read before approving them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = ["CleanText", "clean_text"]
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# Invisible or direction-changing code points, and Unicode tag characters (U+E0000–U+E007F).
+_HIDDEN = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]"
+)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]|[^\x00-\x7f]")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_INSTRUCTION = re.compile(
+    r"<\s*/?\s*(important|system|instructions?|admin|secret)\b"
+    r"|\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|messages|context)"
+    r"|\byou\s+must\s+(now\s+)?(call|use|run|send|read)\b"
+    r"|\bdo\s+not\s+(tell|inform|mention)\b",
+    re.I,
+)
+_TEMPLATE = re.compile(r"\$\{|\{\{|\{%|<%")
+
+
+@dataclass(frozen=True, slots=True)
+class CleanText:
+    text: str
+    flags: tuple[str, ...] = ()
+
+
+_EMPTY = CleanText("")
+
+
+def clean_text(value: object, limit: int, *, single_line: bool = False) -> CleanText:
+    """`value` as safe, bounded text plus the reasons it was flagged (if any)."""
+    if not isinstance(value, str) or not value:
+        return _EMPTY
+    text = value
+    flags: list[str] = []
+    if _UNSAFE.search(text):
+        if "\x1b" in text:
+            stripped = _ANSI.sub("", text)
+            if stripped != text:
+                flags.append("ansi-escapes")
+            text = stripped
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        without = _HIDDEN.sub("", text)
+        if without != text:
+            flags.append("hidden-characters")
+        text = _CONTROL.sub("", without)
+        text = unicodedata.normalize("NFKC", text)
+    if single_line:
+        text = " ".join(text.split())
+    elif "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
+    text = text.strip()
+    if len(text) > limit:
+        text = text[: max(limit - 1, 0)].rstrip() + "…"
+    if _INSTRUCTION.search(text):
+        flags.append("instruction-like")
+    if _TEMPLATE.search(text):
+        flags.append("template-syntax")
+    return CleanText(text, tuple(flags))
