@@ -142,7 +142,7 @@ def check_jsonrpc_text(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise FramingError(PARSE_ERROR, "Parse error: body is not valid UTF-8") from None
+        raise FramingError(PARSE_ERROR, "Parse error: not valid UTF-8") from None
     if _SURROGATE_ESCAPE.search(raw) and len(_SURROGATE_ESCAPE.findall(raw)) != len(_PAIRED.findall(raw)):
         raise FramingError(PARSE_ERROR, "Parse error: lone UTF-16 surrogate escape")
     # Cheap pre-scan so 200k-deep nesting never reaches the recursive parser.
