@@ -7,6 +7,7 @@ process, in the same session, still answers the next normal call.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +136,40 @@ def test_unknown_argument_over_stdio_is_a_tool_error_naming_it(peer: StdioPeer, 
     name = next(iter(arguments))
     assert f"unknown argument '{name}'" in reply["result"]["content"][0]["text"]
     peer.assert_still_serves()
+
+
+_NOISY_SERVER = """
+import sys, anyio
+from server.config import ServerSettings, Settings
+from server.logs import configure_logging
+from server.runtime import Runtime
+from server.transports import serve
+from tools.model import Tool, ToolResult
+
+async def noisy(arguments, context):
+    print('{"jsonrpc":"2.0","id":4242,"result":{"forged":true}}', flush=True)
+    sys.stdout.buffer.write(b"not json at all\\n")
+    sys.stdout.flush()
+    return ToolResult.text("noisy done")
+
+configure_logging()
+runtime = Runtime(Settings(server=ServerSettings(data_dir=sys.argv[1])))
+runtime.registry.add(Tool(name="noisy", description="prints to stdout", input_schema={"type": "object"},
+                          executor=noisy, source="e2e"))
+anyio.run(serve, runtime, "stdio")
+"""
+
+
+def test_a_tool_printing_to_stdout_cannot_forge_or_corrupt_the_wire(tmp_path: Path) -> None:
+    """While serving, fd 1 points at stderr: only the transport writes JSON-RPC to the client."""
+    peer = StdioPeer([sys.executable, "-c", _NOISY_SERVER, str(tmp_path)], tmp_path)
+    try:
+        peer.handshake()
+        peer.send(call_body(5, name="noisy", arguments={}))
+        reply = peer.receive()
+        assert reply["id"] == 5
+        assert reply["result"]["content"] == [{"type": "text", "text": "noisy done"}]
+        peer.send({"jsonrpc": "2.0", "id": 6, "method": "tools/list"})
+        assert peer.receive()["id"] == 6
+    finally:
+        assert peer.close() == 0
