@@ -23,15 +23,16 @@ from server.demo.api import build_demo_api
 from server.runtime import Runtime
 from server.transports import TransportName, serve
 from tools.model import Tool
-from tools.openapi.convert import convert_document
+from tools.openapi.convert import convert_document, resolve_base_url
 from tools.openapi.document import parse_document
+from tools.openapi.errors import BaseUrlRefused
 from tools.openapi.executor import make_executor
 from tools.openapi.loader import load_spec
 from tools.openapi.refs import RefResolver
 from tools.openapi.settings import OpenApiSourceSettings
 from tools.openapi.upstream import Upstream
 
-__all__ = ["DEMO_SOURCE", "demo_api", "demo_spec", "install_demo_source", "run_demo"]
+__all__ = ["DEMO_SOURCE", "demo_api", "demo_spec", "install_demo_source", "install_openapi_source", "run_demo"]
 
 DEMO_SOURCE = "bookshelf"
 log = structlog.get_logger("toolkiln.demo")
@@ -64,18 +65,23 @@ def demo_api(port: int = 0) -> Iterator[str]:
         sock.close()
 
 
-def install_demo_source(runtime: Runtime, spec: Path, base_url: str) -> Upstream:
-    """Convert the demo spec and register its tools; returns the upstream to close afterwards."""
-    settings = OpenApiSourceSettings(
-        name=DEMO_SOURCE, spec=str(spec), base_url=base_url, allow_private_hosts=("127.0.0.1",)
-    )
+def install_openapi_source(runtime: Runtime, settings: OpenApiSourceSettings) -> Upstream:
+    """Convert the spec `settings` names and register its tools; returns the upstream to close.
+
+    Raises:
+        SetupError: the spec cannot be loaded, or the base URL is missing or refused.
+    """
     loaded = load_spec(settings.spec, max_bytes=settings.max_spec_bytes, max_yaml_nodes=settings.max_yaml_nodes)
     resolver = RefResolver(loaded.data, loaded.uri)
     document = parse_document(
         loaded.data, origin=loaded.origin, uri=loaded.uri, resolver=resolver, max_operations=settings.max_operations
     )
-    conversion = convert_document(document, resolver, settings, base_url=base_url, base_url_from="demo")
+    base_url, base_url_from = resolve_base_url(document, settings, loaded.uri)
+    if base_url is None:
+        raise BaseUrlRefused(f"{settings.source_name}: {base_url_from}")
+    conversion = convert_document(document, resolver, settings, base_url=base_url, base_url_from=base_url_from)
     upstream = Upstream.from_settings(base_url, settings)
+    source = settings.source_name
     tools = [
         Tool(
             name=draft.name,
@@ -86,12 +92,20 @@ def install_demo_source(runtime: Runtime, spec: Path, base_url: str) -> Upstream
             annotations=draft.annotations,
             tags=draft.tags,
             executor=make_executor(draft.plan, upstream),
-            source=DEMO_SOURCE,
+            source=source,
         )
         for draft in conversion.drafts
     ]
-    runtime.registry.replace_source(DEMO_SOURCE, tools)
+    runtime.registry.replace_source(source, tools)
     return upstream
+
+
+def install_demo_source(runtime: Runtime, spec: Path, base_url: str) -> Upstream:
+    """The bookshelf spec as the `bookshelf` source, calling the API at `base_url`."""
+    settings = OpenApiSourceSettings(
+        name=DEMO_SOURCE, spec=str(spec), base_url=base_url, allow_private_hosts=("127.0.0.1",)
+    )
+    return install_openapi_source(runtime, settings)
 
 
 async def _serve_demo(settings: Settings, spec: Path, base_url: str, transport: TransportName) -> None:
