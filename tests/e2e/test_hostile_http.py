@@ -369,3 +369,13 @@ async def test_hostile_post_to_legacy_sse_messages_is_refused_and_the_session_ke
         assert reply["id"] == 99  # nothing the refused message asked for came first
         assert reply["result"] == {"content": [{"type": "text", "text": SIMPLE_TEXT}], "isError": False}
         tg.cancel_scope.cancel()
+
+
+@pytest.fixture(autouse=True)
+def _server_log_stays_clean(http_server: RunningServer, sse_server: RunningServer) -> Iterator[None]:
+    """No hostile input may surface as a traceback or an error-level event in the server's log."""
+    marks = [(server, len(server.stderr_lines)) for server in (http_server, sse_server)]
+    yield
+    for server, mark in marks:
+        new = server.stderr_lines[mark:]
+        assert not [line for line in new if "Traceback" in line or '"level": "error"' in line]
