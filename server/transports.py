@@ -21,6 +21,7 @@ from server.config import HttpSettings
 from server.event_store import InMemoryEventStore, SessionScopes
 from server.http_guard import JsonRpcGuard
 from server.identity.http import protect
+from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.runtime import Runtime
 from server.stdio_guard import guarded_stdio_server
 from server.version import __version__
@@ -54,7 +55,14 @@ def _health_routes(runtime: Runtime) -> list[Route]:
         }
         return JSONResponse(body, status_code=200 if storage_ok else 503)
 
-    return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    async def metrics(_: Request) -> Response:
+        return Response(runtime.ledger.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
 
 
 def build_http_app(runtime: Runtime, *, event_store: EventStore | None = None) -> ASGIApp:

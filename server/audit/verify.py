@@ -88,8 +88,12 @@ def _verify(conn: sqlite3.Connection, key: bytes, head_path: Path) -> VerifyRepo
         if seq != expected_seq:
             return _broken(checkpoints, expected_seq, f"record {expected_seq} is missing (next present is {seq})")
         problem = _check_record(row, prev)
+        if problem == _LINK and seq > 1:
+            return _broken(
+                checkpoints, seq - 1, f"record {seq - 1} was altered and re-hashed: record {seq} no longer links to it"
+            )
         if problem is not None:
-            return _broken(checkpoints, seq, problem)
+            return _broken(checkpoints, seq, "prev_hash is not the chain's start" if problem == _LINK else problem)
         digest = str(row[9])
         want = pinned.get(seq)
         if want is not None and want != digest:
@@ -110,22 +114,28 @@ def _verify(conn: sqlite3.Connection, key: bytes, head_path: Path) -> VerifyRepo
 
 
 def _check_record(row: tuple[object, ...], prev: str) -> str | None:
+    """Checks one record on its own, then its link to the record before it."""
     seq = int(str(row[0]))
     body = str(row[7])
-    if row[8] != prev:
-        return "prev_hash does not match the previous record (reordered, inserted or deleted)"
-    if chain_hash(prev, body.encode("utf-8")) != row[9]:
+    if chain_hash(str(row[8]), body.encode("utf-8")) != row[9]:
         return "hash does not match the record body (edited)"
     try:
         data = json.loads(body)
     except ValueError:
         return "body is not JSON"
     if not isinstance(data, dict) or data.get("seq") != seq:
-        return "body names a different seq (moved)"
+        return "body names a different seq (moved, reordered or inserted)"
     for index, column in enumerate(_COLUMNS, start=1):
         if data.get(column) != row[index]:
             return f"column '{column}' differs from the hashed body (edited)"
+    if row[8] != prev:
+        return _LINK
     return None
+
+
+# A record that is consistent in itself but not linked to its predecessor means the predecessor
+# was altered and re-hashed (editing only this record's link would have broken its own hash).
+_LINK = "link"
 
 
 def _broken(checkpoints: int, seq: int, problem: str) -> VerifyReport:

@@ -6,15 +6,17 @@ A command module exposes `COMMAND: Command`. Adding a command = a new module plu
 
 from __future__ import annotations
 
+from server.commands.audit import COMMAND as AUDIT
 from server.commands.base import Command, CommandContext
 from server.commands.call import COMMAND as CALL
 from server.commands.demo import COMMAND as DEMO
 from server.commands.init import COMMAND as INIT
 from server.commands.policy import COMMAND as POLICY
 from server.commands.serve import COMMAND as SERVE
+from server.commands.stats import COMMAND as STATS
 from server.commands.tokens import COMMAND as TOKENS
 from server.commands.tools import COMMAND as TOOLS
 
 __all__ = ["ALL_COMMANDS", "Command", "CommandContext"]
 
-ALL_COMMANDS: tuple[Command, ...] = (SERVE, TOOLS, CALL, INIT, TOKENS, POLICY, DEMO)
+ALL_COMMANDS: tuple[Command, ...] = (SERVE, TOOLS, CALL, INIT, TOKENS, POLICY, AUDIT, STATS, DEMO)
