@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.identity.settings import HttpAuthSettings
 from server.policy.model import PolicySettings
 from tools.errors import ConfigError
+from tools.openapi.settings import OpenApiSourceSettings
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -144,6 +145,8 @@ class Settings(_Frozen):
     auth: HttpAuthSettings = HttpAuthSettings()
     # Roles and permissions; the defaults let the local `admin` profile call everything.
     policy: PolicySettings = PolicySettings()
+    # OpenAPI documents served as tools: one `[[sources]]` table each.
+    sources: tuple[OpenApiSourceSettings, ...] = ()
     conformance_fixtures: bool = False
     # Where the settings came from, for messages; not a config key.
     source_path: Path | None = Field(default=None, exclude=True)

@@ -6,7 +6,7 @@ Built once per process from frozen settings; transports and the CLI only talk to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,8 @@ class Runtime:
     # (method, params model, handler) triples a source adds to the MCP server (resources, prompts…).
     extra_handlers: list[tuple[str, type[Any], Any]] = field(default_factory=list)
     storage: Storage | None = None
+    # Run when the server stops (newest first): sources close their connection pools, watchers.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     pipeline: Pipeline = field(init=False)
     # The policy in force (refuses to start on a bad policy) and who each request's caller is.
     policy: PolicyHolder = field(init=False)
@@ -77,6 +79,8 @@ class Runtime:
             self.ledger.open()
             yield self
         finally:
+            for close in reversed(self.closers):
+                await close()
             await self.notifier.drain()
             await self.storage.close()
             self.storage = None

@@ -11,7 +11,9 @@ from server.commands.base import Command, CommandContext
 from server.commands.call import COMMAND as CALL
 from server.commands.demo import COMMAND as DEMO
 from server.commands.init import COMMAND as INIT
+from server.commands.inspect import COMMAND as INSPECT
 from server.commands.policy import COMMAND as POLICY
+from server.commands.reload import COMMAND as RELOAD
 from server.commands.serve import COMMAND as SERVE
 from server.commands.stats import COMMAND as STATS
 from server.commands.tokens import COMMAND as TOKENS
@@ -19,4 +21,16 @@ from server.commands.tools import COMMAND as TOOLS
 
 __all__ = ["ALL_COMMANDS", "Command", "CommandContext"]
 
-ALL_COMMANDS: tuple[Command, ...] = (SERVE, TOOLS, CALL, INIT, TOKENS, POLICY, AUDIT, STATS, DEMO)
+ALL_COMMANDS: tuple[Command, ...] = (
+    SERVE,
+    TOOLS,
+    CALL,
+    INIT,
+    TOKENS,
+    POLICY,
+    AUDIT,
+    STATS,
+    DEMO,
+    INSPECT,
+    RELOAD,
+)

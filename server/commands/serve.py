@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from typing import Any
 
 import anyio
 
 from server.commands.base import Command, CommandContext, add_config_option
+from tools.openapi.cli import add_spec_options, specs_from_args
 
 __all__ = ["COMMAND"]
 
@@ -23,6 +25,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also serve the MCP conformance suite's fixture tools, resources and prompts",
     )
+    add_spec_options(parser)
 
 
 def _run(ctx: CommandContext) -> int:
@@ -38,8 +41,13 @@ def _run(ctx: CommandContext) -> int:
         http_updates["port"] = args.port
     if http_updates:
         settings = settings.model_copy(update={"http": settings.http.model_copy(update=http_updates)})
+    try:
+        specs = specs_from_args(args.specs)
+    except ValueError as exc:
+        print(f"toolkiln: {exc}", file=sys.stderr)
+        return 2
     runtime = Runtime(settings)
-    install_sources(runtime, conformance_fixtures=args.conformance_fixtures)
+    install_sources(runtime, conformance_fixtures=args.conformance_fixtures, specs=specs, watch=True)
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, runtime, args.transport)
     return 0

@@ -112,7 +112,10 @@ class OperationExecutor:
             if encoded is not None:
                 content, content_type = encoded
                 headers.append((b"content-type", content_type.encode("latin-1")))
-        return self.upstream.request(self._method, url, headers, content)
+        try:
+            return self.upstream.request(self._method, url, headers, content)
+        except httpx.InvalidURL as exc:  # e.g. past httpx's URL length limit
+            raise RequestRefused(f"The request URL would be invalid: {exc}") from None
 
     async def __call__(self, arguments: Mapping[str, Any], context: CallContext) -> ToolResult:
         return await self.upstream.exchange(self.build(arguments))

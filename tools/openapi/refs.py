@@ -92,6 +92,8 @@ class RefResolver:
         Raises:
             UnresolvableRef: not a string, dangling, malformed, or external and not allowed.
         """
+        if ref is None:
+            raise UnresolvableRef(ref, "is empty (in YAML, quote it: an unquoted '#' starts a comment)")
         if not isinstance(ref, str):
             raise UnresolvableRef(ref, "must be a string")
         uri_part, _, fragment = ref.partition("#")

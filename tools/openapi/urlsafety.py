@@ -44,6 +44,7 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Never reachable through an allowlist by accident: local-use NAT64 and Teredo tunnels.
 _ALWAYS_PRIVATE_V6 = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2001::/32"))
 _SCHEMES = ("http", "https")
+_CACHE_LIMIT = 256
 
 
 def parse_ip(host: str) -> IPAddress | None:
@@ -193,6 +194,9 @@ class EgressGuard:
         if cached is not None and cached[0] > now:
             return cached[1]
         address = await self._resolve_vetted(host, port)
+        if len(self._cache) >= _CACHE_LIMIT:
+            # Redirect targets are upstream-chosen names; never let them grow the cache unbounded.
+            self._cache.clear()
         self._cache[key] = (now + self._ttl, address)
         return address
 
