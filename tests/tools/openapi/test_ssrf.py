@@ -95,6 +95,15 @@ async def test_rendered_path_never_contains_dot_segments(
     assert echo_server.seen.requests == []
 
 
+async def test_a_path_value_past_the_url_length_limit_is_refused_not_crashed(
+    echo_server: LocalServer, make_upstream: UpstreamFactory
+) -> None:
+    upstream = make_upstream(echo_server.url)
+    with pytest.raises(RequestRefused, match="URL too long"):
+        await run(upstream, plan("GET", "/a/{id}", path_param()), id="x" * 70_000)
+    assert echo_server.seen.requests == []
+
+
 # --- S2: private addresses ----------------------------------------------------------------------
 
 S2_LITERALS = [
