@@ -58,27 +58,53 @@ SECRETS = SecretValues()
 _extra_keys: re.Pattern[str] | None = None
 
 
+# Rendered after scrubbing (tracebacks: see `_scrub_rendered`) or internal to structlog's stdlib bridge.
+_RENDERED_LATER = frozenset({"exc_info", "stack_info", "_record", "_from_structlog"})
+_MAX_DEPTH = 8
+_TOO_DEEP = "[nested too deep]"
+# Field names repeat on every line; remember the verdict instead of running two regexes per field.
+_key_verdicts: dict[str, bool] = {}
+_MAX_REMEMBERED_KEYS = 4096
+
+
 def _scrub_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return SECRETS.scrub(value)
-    if depth > 8:
+    if value is None or isinstance(value, bool | int | float):
         return value
+    if depth > _MAX_DEPTH:
+        # Past this depth nothing is checked, so nothing is shown.
+        return _TOO_DEEP
     if isinstance(value, dict):
-        return {k: REDACTED if _is_secret_key(k) else _scrub_value(v, depth + 1) for k, v in value.items()}
+        return {_scrub_key(k): REDACTED if _is_secret_key(k) else _scrub_value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub_value(v, depth + 1) for v in value]
-    return value
+    # The JSON renderer would print anything else (bytes, an exception, an object) with repr():
+    # scrub that text, or a secret inside `error=exc` would reach the log.
+    return SECRETS.scrub(repr(value))
+
+
+def _scrub_key(key: object) -> object:
+    return SECRETS.scrub(key) if isinstance(key, str) else key
 
 
 def _is_secret_key(key: object) -> bool:
     if not isinstance(key, str):
         return False
-    return bool(_SECRET_KEY.search(key) or (_extra_keys is not None and _extra_keys.search(key)))
+    verdict = _key_verdicts.get(key)
+    if verdict is None:
+        verdict = bool(_SECRET_KEY.search(key) or (_extra_keys is not None and _extra_keys.search(key)))
+        if len(_key_verdicts) >= _MAX_REMEMBERED_KEYS:
+            _key_verdicts.clear()
+        _key_verdicts[key] = verdict
+    return verdict
 
 
 def scrub_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Redact secret-named fields and known secret values, recursively."""
     for key, value in list(event_dict.items()):
+        if key in _RENDERED_LATER:
+            continue
         if _is_secret_key(key):
             event_dict[key] = REDACTED
         else:
@@ -99,6 +125,7 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, reda
     global _extra_keys
     keys = [re.escape(k) for k in redact_keys]
     _extra_keys = re.compile("|".join(keys), re.I) if keys else None
+    _key_verdicts.clear()
     out = stream or sys.stderr
     numeric = logging.getLevelName(level.upper())
     shared: list[Processor] = [
