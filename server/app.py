@@ -100,7 +100,13 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
     ) -> types.CallToolResult | types.InputRequiredResult:
         context = CallContext(principal=principal_of(ctx), request_id=ctx.request_id, request=ctx)
         tool = runtime.registry.get(params.name)
-        if tool is not None and pipeline.is_visible(tool, context.principal):
+        # The meta check first: only the few tools that need client capabilities pay for a policy
+        # decision here, every other call goes straight into the pipeline.
+        if (
+            tool is not None
+            and REQUIRED_CLIENT_CAPABILITIES in tool.meta
+            and pipeline.is_visible(tool, context.principal)
+        ):
             # The spec's MissingRequiredClientCapabilityError (-32021, HTTP 400); a hidden tool
             # falls through so that it still fails exactly like an unknown one.
             missing = _missing_capabilities(tool, ctx)
