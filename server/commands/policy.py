@@ -24,6 +24,11 @@ __all__ = ["COMMAND"]
 EXIT_USAGE = 2
 
 
+def _config_here_too(parser: argparse.ArgumentParser) -> None:
+    # `--config` is accepted before or after the action; SUPPRESS keeps an earlier value.
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="TOML config file")
+
+
 def _configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -36,7 +41,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     explain.add_argument(
         "--conformance-fixtures", action="store_true", help="include the conformance fixture tools, as serve does"
     )
-    actions.add_parser("check", help="validate the policy and summarise it")
+    check = actions.add_parser("check", help="validate the policy and summarise it")
+    for action in (explain, check):
+        _config_here_too(action)
 
 
 async def _token_roles(settings: Settings, principal: str) -> tuple[str, ...]:

@@ -36,6 +36,11 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
+def _config_here_too(parser: argparse.ArgumentParser) -> None:
+    # `--config` is accepted before or after the action; SUPPRESS keeps an earlier value.
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="TOML config file")
+
+
 def _configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -48,6 +53,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id", metavar="ID")
+    for action in (create, listing, revoke):
+        _config_here_too(action)
 
 
 def _when(epoch: float | None) -> str:

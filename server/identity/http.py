@@ -24,7 +24,7 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.auth.settings import AuthSettings
-from pydantic import AnyHttpUrl, ValidationError
+from pydantic import ValidationError
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -62,12 +62,15 @@ def sdk_auth_settings(runtime: Runtime) -> AuthSettings:
         resource = f"http://{http.host}:{http.port}{http.path}"
     issuer = auth.jwt.issuer if auth.jwt is not None else resource
     try:
-        return AuthSettings(
-            issuer_url=AnyHttpUrl(issuer),
-            resource_server_url=AnyHttpUrl(resource),
-            required_scopes=list(auth.required_scopes) or None,
-            # Our verifier checks `aud` itself (the JWT library does, against `auth.jwt.audience`).
-            validate_token_resource=False,
+        # Validated from strings so that a path-less issuer keeps its exact spelling (no "/").
+        return AuthSettings.model_validate(
+            {
+                "issuer_url": issuer,
+                "resource_server_url": resource,
+                "required_scopes": list(auth.required_scopes) or None,
+                # Our verifier checks `aud` itself (the JWT library does, against `auth.jwt.audience`).
+                "validate_token_resource": False,
+            }
         )
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"]

@@ -46,7 +46,9 @@ class JwtSettings(_Frozen):
     @field_validator("audience", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
-        return (value,) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return (value,)
+        return tuple(value) if isinstance(value, list) else value
 
     @field_validator("jwks_url")
     @classmethod

@@ -10,6 +10,7 @@ stays in force. A deleted file counts as a bad file, not as "no policy".
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import tomllib
@@ -50,7 +51,12 @@ def load_policy_file(path: Path) -> PolicyFile:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(shown, f"not valid TOML: {exc}") from None
     try:
-        return PolicyFile.model_validate(data)
+        encoded = json.dumps(data)
+    except TypeError:
+        raise ConfigError(shown, "a date or time is not valid in a policy file") from None
+    try:
+        # Strict, as toolkiln.toml is read: `"1"` is not 1 and `"yes"` is not true.
+        return PolicyFile.model_validate_json(encoded, strict=True)
     except ValidationError as exc:
         from server.config import _line_of_key
 
