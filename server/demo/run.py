@@ -22,17 +22,10 @@ from server.config import HttpSettings, ServerSettings, Settings
 from server.demo.api import build_demo_api
 from server.runtime import Runtime
 from server.transports import TransportName, serve
-from tools.model import Tool
-from tools.openapi.convert import convert_document, resolve_base_url
-from tools.openapi.document import parse_document
-from tools.openapi.errors import BaseUrlRefused
-from tools.openapi.executor import make_executor
-from tools.openapi.loader import load_spec
-from tools.openapi.refs import RefResolver
 from tools.openapi.settings import OpenApiSourceSettings
-from tools.openapi.upstream import Upstream
+from tools.openapi.source import OpenApiSource
 
-__all__ = ["DEMO_SOURCE", "demo_api", "demo_spec", "install_demo_source", "install_openapi_source", "run_demo"]
+__all__ = ["DEMO_SOURCE", "demo_api", "demo_spec", "install_demo_source", "run_demo"]
 
 DEMO_SOURCE = "bookshelf"
 log = structlog.get_logger("toolkiln.demo")
@@ -65,57 +58,26 @@ def demo_api(port: int = 0) -> Iterator[str]:
         sock.close()
 
 
-def install_openapi_source(runtime: Runtime, settings: OpenApiSourceSettings) -> Upstream:
-    """Convert the spec `settings` names and register its tools; returns the upstream to close.
+def install_demo_source(runtime: Runtime, spec: Path, base_url: str) -> OpenApiSource:
+    """The bookshelf spec as the `bookshelf` source, calling the API at `base_url`.
 
     Raises:
-        SetupError: the spec cannot be loaded, or the base URL is missing or refused.
+        SetupError: the spec does not load (a packaging fault) or the base URL is refused.
     """
-    loaded = load_spec(settings.spec, max_bytes=settings.max_spec_bytes, max_yaml_nodes=settings.max_yaml_nodes)
-    resolver = RefResolver(loaded.data, loaded.uri)
-    document = parse_document(
-        loaded.data, origin=loaded.origin, uri=loaded.uri, resolver=resolver, max_operations=settings.max_operations
-    )
-    base_url, base_url_from = resolve_base_url(document, settings, loaded.uri)
-    if base_url is None:
-        raise BaseUrlRefused(f"{settings.source_name}: {base_url_from}")
-    conversion = convert_document(document, resolver, settings, base_url=base_url, base_url_from=base_url_from)
-    upstream = Upstream.from_settings(base_url, settings)
-    source = settings.source_name
-    tools = [
-        Tool(
-            name=draft.name,
-            title=draft.title,
-            description=draft.description,
-            input_schema=draft.input_schema,
-            output_schema=draft.output_schema,
-            annotations=draft.annotations,
-            tags=draft.tags,
-            executor=make_executor(draft.plan, upstream),
-            source=source,
-        )
-        for draft in conversion.drafts
-    ]
-    runtime.registry.replace_source(source, tools)
-    return upstream
-
-
-def install_demo_source(runtime: Runtime, spec: Path, base_url: str) -> Upstream:
-    """The bookshelf spec as the `bookshelf` source, calling the API at `base_url`."""
     settings = OpenApiSourceSettings(
-        name=DEMO_SOURCE, spec=str(spec), base_url=base_url, allow_private_hosts=("127.0.0.1",)
+        name=DEMO_SOURCE, spec=str(spec), base_url=base_url, allow_private_hosts=("127.0.0.1",), watch=False
     )
-    return install_openapi_source(runtime, settings)
+    source = OpenApiSource(settings, runtime.registry)
+    source.load()
+    runtime.closers.append(source.aclose)
+    return source
 
 
 async def _serve_demo(settings: Settings, spec: Path, base_url: str, transport: TransportName) -> None:
     runtime = Runtime(settings)
-    upstream = install_demo_source(runtime, spec, base_url)
+    install_demo_source(runtime, spec, base_url)
     log.info("demo_api", url=base_url, tools=len(runtime.registry.tools()), transport=transport)
-    try:
-        await serve(runtime, transport)
-    finally:
-        await upstream.aclose()
+    await serve(runtime, transport)
 
 
 def run_demo(transport: TransportName, *, port: int | None, api_port: int, data_dir: Path | None) -> None:

@@ -17,13 +17,13 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from server.demo.run import install_openapi_source
 from server.runtime import Runtime
 from tests.e2e.inprocess import make_runtime, serve_in_process
 from tests.tools.openapi.conftest import PNG_1X1, HostileServer, LocalServer, TableResolver, plan
 from tools.model import Tool
 from tools.openapi.executor import make_executor
 from tools.openapi.settings import OpenApiSourceSettings
+from tools.openapi.source import OpenApiSource
 from tools.openapi.upstream import Upstream, UpstreamLimits
 
 pytestmark = pytest.mark.anyio
@@ -192,9 +192,14 @@ components:
 """
 
 
-def _source(runtime: Runtime, spec: Path, name: str, base_url: str) -> Upstream:
-    settings = OpenApiSourceSettings(name=name, spec=str(spec), base_url=base_url, allow_private_hosts=("127.0.0.1",))
-    return install_openapi_source(runtime, settings)
+def _source(runtime: Runtime, spec: Path, name: str, base_url: str) -> OpenApiSource:
+    settings = OpenApiSourceSettings(
+        name=name, spec=str(spec), base_url=base_url, allow_private_hosts=("127.0.0.1",), watch=False
+    )
+    source = OpenApiSource(settings, runtime.registry)
+    source.load()
+    runtime.closers.append(source.aclose)
+    return source
 
 
 @pytest.fixture
@@ -205,16 +210,10 @@ async def client(tmp_path: Path, echo_server: LocalServer) -> AsyncIterator[Clie
     oas31 = tmp_path / "oas31.yaml"
     oas31.write_text(OPENAPI_31)
     runtime = make_runtime(tmp_path / "data")
-    upstreams = [
-        _source(runtime, swagger, "swagger2", echo_server.url + "/v2"),
-        _source(runtime, oas31, "oas31", echo_server.url),
-    ]
-    try:
-        async with serve_in_process(runtime) as url, Client(url) as connected:
-            yield connected
-    finally:
-        for upstream in upstreams:
-            await upstream.aclose()
+    _source(runtime, swagger, "swagger2", echo_server.url + "/v2")
+    _source(runtime, oas31, "oas31", echo_server.url)
+    async with serve_in_process(runtime) as url, Client(url) as connected:
+        yield connected
 
 
 async def call(client: Client, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
