@@ -40,6 +40,7 @@ _current: contextvars.ContextVar[_SessionScope | None] = contextvars.ContextVar(
 
 @dataclass(frozen=True, slots=True)
 class _Event:
+    seq: int
     scope: _SessionScope | None
     stream_id: StreamId
     message: JSONRPCMessage | None
@@ -53,6 +54,7 @@ class InMemoryEventStore(EventStore):
             raise ValueError("max_events must be at least 1")
         self.max_events = max_events
         self._events: OrderedDict[EventId, _Event] = OrderedDict()
+        self._seq = 0
 
     @property
     def size(self) -> int:
@@ -62,7 +64,8 @@ class InMemoryEventStore(EventStore):
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         event_id = secrets.token_urlsafe(12)
-        self._events[event_id] = _Event(scope=_current.get(), stream_id=stream_id, message=message)
+        self._seq += 1
+        self._events[event_id] = _Event(seq=self._seq, scope=_current.get(), stream_id=stream_id, message=message)
         while len(self._events) > self.max_events:
             self._events.popitem(last=False)
         return event_id
@@ -71,16 +74,20 @@ class InMemoryEventStore(EventStore):
         anchor = self._events.get(last_event_id)
         if anchor is None or anchor.scope is not _current.get():
             return None
-        after = False
-        # A snapshot: the callback awaits, and new events may arrive meanwhile.
-        for event_id, event in list(self._events.items()):
-            if event_id == last_event_id:
-                after = True
-                continue
-            # Priming events (no message) only mark a position; there is nothing to resend.
-            mine = event.scope is anchor.scope and event.stream_id == anchor.stream_id
-            if after and mine and event.message is not None:
-                await send_callback(EventMessage(event.message, event_id))
+        seen = anchor.seq
+        # The callback awaits, so events keep arriving while we replay. Return only once a pass
+        # finds nothing new: the SDK attaches the live stream right after we return without
+        # yielding, so no event can fall between the replay and the live tail.
+        while pending := [
+            (event_id, event)
+            for event_id, event in self._events.items()
+            if event.seq > seen and event.scope is anchor.scope and event.stream_id == anchor.stream_id
+        ]:
+            for event_id, event in pending:
+                seen = event.seq
+                # Priming events (no message) only mark a position; there is nothing to resend.
+                if event.message is not None:
+                    await send_callback(EventMessage(event.message, event_id))
         return anchor.stream_id
 
 
