@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def parse_call_arguments(pairs: Sequence[str], json_args: str | None) -> dict[str, Any]:
     """k=v pairs (v parsed as JSON when it is valid JSON, else a string) or one JSON object.
 
+    `NaN`, `Infinity` and numbers too big for a float are not JSON a server can receive, so as a
+    value they stay strings and inside --json they are an error.
+
     Raises:
         ValueError: naming what is wrong with the arguments.
     """
@@ -35,7 +39,7 @@ def parse_call_arguments(pairs: Sequence[str], json_args: str | None) -> dict[st
         if pairs:
             raise ValueError("give arguments as k=v pairs or --json, not both")
         try:
-            parsed = json.loads(json_args)
+            parsed = _strict_json(json_args)
         except ValueError as exc:
             raise ValueError(f"--json is not valid JSON: {exc}") from None
         if not isinstance(parsed, dict):
@@ -46,11 +50,38 @@ def parse_call_arguments(pairs: Sequence[str], json_args: str | None) -> dict[st
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"argument {pair!r} is not of the form k=v")
+        if key in arguments:
+            raise ValueError(f"argument {key!r} is given more than once")
         try:
-            arguments[key] = json.loads(raw)
+            arguments[key] = _strict_json(raw)
         except ValueError:
             arguments[key] = raw
     return arguments
+
+
+def _strict_json(text: str) -> Any:
+    """`json.loads` without non-standard constants, floats that overflow or duplicate keys."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {key!r} appears twice")
+        result[key] = value
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} does not fit in a float")
+    return value
 
 
 def _run(ctx: CommandContext) -> int:
