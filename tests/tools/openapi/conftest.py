@@ -14,11 +14,15 @@ import asyncio
 import base64
 import contextlib
 import gzip
+import json
 import socket
+import subprocess
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -458,3 +462,46 @@ async def make_upstream() -> AsyncIterator[UpstreamFactory]:
 def plan(method: str, path: str, *params: Any, **extra: Any) -> OperationPlan:
     """An `OperationPlan` in one line, for hand-made tools."""
     return OperationPlan(method=method, path=path, params=tuple(params), **extra)
+
+
+@contextmanager
+def http_process(command: list[str], cwd: Path, *, timeout: float = 20.0) -> Iterator[str]:
+    """Run a toolkiln command that serves over HTTP; yield the MCP URL from its `serving` log event.
+
+    Everything it opened (the process, its stderr pipe, the reader thread) is closed afterwards.
+    """
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd
+    )
+    found: dict[str, Any] = {}
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert process.stderr is not None
+        for raw in process.stderr:
+            line = raw.decode("utf-8", "replace")
+            lines.append(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "serving" and "url" in event:
+                found.update(event)
+                ready.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(timeout), "the server did not start:\n" + "".join(lines[-20:])
+        yield str(found["url"])
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        reader.join(timeout=5)
+        assert process.stderr is not None
+        process.stderr.close()

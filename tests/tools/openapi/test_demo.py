@@ -4,10 +4,7 @@ over Streamable HTTP, and every tool of the bundled API called once."""
 from __future__ import annotations
 
 import base64
-import json
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,7 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.tools.openapi.conftest import PNG_1X1
+from tests.tools.openapi.conftest import PNG_1X1, http_process
 from tools.model import is_valid_tool_name
 
 pytestmark = pytest.mark.anyio
@@ -78,45 +75,8 @@ async def test_demo_over_stdio_serves_every_tool_of_the_bundled_api(tmp_path: Pa
 @pytest.fixture
 def demo_http(tmp_path: Path) -> Iterator[str]:
     """`toolkiln demo --transport http --port 0`, yielding its MCP URL once it listens."""
-    process = subprocess.Popen(
-        demo_command("--transport", "http", "--port", "0"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-    )
-    found: dict[str, Any] = {}
-    ready = threading.Event()
-    lines: list[str] = []
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for raw in process.stderr:
-            line = raw.decode("utf-8", "replace")
-            lines.append(line)
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == "serving" and "url" in event:
-                found.update(event)
-                ready.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        assert ready.wait(20), "demo did not start:\n" + "".join(lines[-20:])
-        yield str(found["url"])
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        reader.join(timeout=5)
-        assert process.stderr is not None
-        process.stderr.close()
+    with http_process(demo_command("--transport", "http", "--port", "0"), tmp_path) as url:
+        yield url
 
 
 async def test_demo_over_streamable_http_serves_every_tool_of_the_bundled_api(demo_http: str) -> None:
