@@ -40,13 +40,7 @@ def load_key(path: Path, *, create: bool) -> bytes:
         SetupError: the file exists but does not hold a key.
     """
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(secrets.token_hex(_KEY_BYTES) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+        _create_once(path)
     try:
         text = path.read_text(encoding="ascii").strip()
         mode = path.stat().st_mode
@@ -64,6 +58,28 @@ def load_key(path: Path, *, create: bool) -> bytes:
     if len(key) < 16:
         raise SetupError(f"audit key {path} is too short")
     return key
+
+
+def _create_once(path: Path) -> None:
+    """Create the key file with its content in one step, never replacing an existing one.
+
+    Written to a private temporary name first and then hard-linked into place: `link` fails if the
+    key exists, and a process racing to start never sees a half-written key.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(_KEY_BYTES) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
