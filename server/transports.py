@@ -112,8 +112,9 @@ def build_sse_app(runtime: Runtime) -> ASGIApp:
         *_health_routes(runtime),
     ]
     app = protect(Starlette(routes=routes), runtime, paths=("/sse", "/messages/"))
+    # /sse too: its GET gets the Host/Origin answer (421/403) before authentication can answer 401.
     return JsonRpcGuard(
-        app, paths=("/messages/",), max_body_bytes=http.max_body_bytes, security=transport_security(http)
+        app, paths=("/sse", "/messages/"), max_body_bytes=http.max_body_bytes, security=transport_security(http)
     )
 
 

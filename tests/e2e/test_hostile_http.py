@@ -379,3 +379,19 @@ def _server_log_stays_clean(http_server: RunningServer, sse_server: RunningServe
     for server, mark in marks:
         new = server.stderr_lines[mark:]
         assert not [line for line in new if "Traceback" in line or '"level": "error"' in line]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({"origin": EVIL_ORIGIN}, 403, id="evil-origin"),
+        pytest.param({"host": "rebind.attacker.example"}, 421, id="rebound-host"),
+    ],
+)
+def test_legacy_sse_stream_from_a_cross_site_or_rebound_request_is_refused(
+    client: httpx.Client, sse_server: RunningServer, headers: dict[str, str], status: int
+) -> None:
+    """THREATS P5 on GET /sse: no stream, so no session endpoint is ever handed out."""
+    response = client.get(sse_server.url, headers={"accept": "text/event-stream", **headers})
+    _text_error(response, status)
+    assert "session_id" not in response.text
