@@ -38,6 +38,59 @@ json_response = false
 # Who a local stdio client is (hosts launching toolkiln over stdio are trusted locally).
 principal = "local"
 roles = ["admin"]
+# The launching host may override both with TOOLKILN_PRINCIPAL and TOOLKILN_ROLES (comma-separated).
+
+[auth]
+# How HTTP/SSE callers authenticate. With neither api_tokens nor [auth.jwt], every HTTP caller is
+# the local profile above: fine on loopback for development, refused on any other address.
+# Bearer tokens made with `toolkiln tokens create --principal P --roles R`; stored hashed.
+api_tokens = false
+# A verified API token is trusted this long before the database is asked again (bounds how long
+# a revoked token keeps working).
+token_cache_s = 5.0
+# Scopes every token must carry (403 insufficient_scope otherwise); API tokens carry them.
+required_scopes = []
+# Public URL of the MCP endpoint, advertised in protected-resource metadata; default: the first
+# JWT audience if it is a URL.
+# resource_url = "https://tools.example.com/mcp"
+
+# OAuth 2.1 resource-server mode: accept JWT access tokens from one issuer.
+# [auth.jwt]
+# issuer = "https://login.example.com"
+# audience = ["https://tools.example.com/mcp"]
+# jwks_url = "https://login.example.com/.well-known/jwks.json"   # or jwks_file = "jwks.json"
+# algorithms = ["RS256", "ES256"]   # public-key algorithms only
+# principal_claim = "sub"
+# roles_claim = "roles"             # a list, or a space-separated string
+# leeway_s = 30.0
+
+[policy]
+# Built-in roles: readonly (read-only tools), agent (+ non-destructive mutating tools),
+# developer (+ destructive tools not tagged "admin"), admin (everything). Anything not allowed
+# is denied; a deny rule beats any allow; a tool you may not call is not listed either.
+# A separate policy file (same shape as this table, without `file`), re-read when it changes;
+# a bad edit keeps the last good policy. `toolkiln policy explain` shows which rule decides.
+# file = "policy.toml"
+reload_interval_s = 2.0
+
+# Custom roles inherit from others:
+# [policy.roles.support]
+# inherits = ["readonly"]
+
+# Roles granted to a principal whatever credential it uses:
+# [policy.principals]
+# alice = ["developer"]
+
+# Rules: tools (name globs), sources, tags, exclude_tags, access (read | write | destructive)
+# and a condition on the final arguments: equals, in, contains (lists), matches (full match,
+# linear time), range, combined with all / any. `arg` is a key; ["a", "b"] is a path. A missing
+# or mistyped argument fails the condition: no allow, and a deny applies.
+# [[policy.rules]]
+# id = "support-small-refunds"
+# effect = "allow"
+# roles = ["support"]
+# tools = ["billing.refund*"]
+# when = { all = [{ arg = "amount", range = { max = 100 } }, { arg = "currency", in = ["EUR", "USD"] }] }
 
 [logging]
 # JSON lines on stderr: debug, info, warning or error.
