@@ -12,7 +12,7 @@ from server.commands import ALL_COMMANDS, CommandContext
 from server.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from server.logs import configure_logging
 from server.version import __version__
-from tools.errors import ConfigError
+from tools.errors import ConfigError, SetupError
 
 __all__ = ["EXIT_USAGE", "main"]
 
@@ -59,4 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
     level = os.environ.get("TOOLKILN_LOG_LEVEL", settings.logging.level)
     configure_logging(level, redact_keys=settings.logging.redact_keys)
-    return command.run(CommandContext(args=args, settings=settings))
+    try:
+        return command.run(CommandContext(args=args, settings=settings))
+    except SetupError as exc:
+        # Start-up problems (a bad policy file, a spec that will not load) are the operator's to fix.
+        print(f"toolkiln: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE

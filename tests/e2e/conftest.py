@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,17 +25,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextmanager
 def fixture_server(transport: str, workdir: Path) -> Iterator[RunningServer]:
-    """`toolkiln serve --conformance-fixtures` over `transport`, its stderr pipe closed afterwards."""
-    before = set(threading.enumerate())
+    """`toolkiln serve --conformance-fixtures` over `transport`."""
     with serve_http("--conformance-fixtures", transport=transport, cwd=workdir) as server:
-        readers = [t for t in threading.enumerate() if t not in before and t.name.endswith("(pump)")]
         yield server
-    # serve_http stops the process but leaves its stderr pipe open, which surfaces later as a
-    # ResourceWarning; close it once this server's reader thread has drained it to EOF.
-    for thread in readers:
-        thread.join(timeout=10)
-    if server.process.stderr is not None:
-        server.process.stderr.close()
 
 
 @pytest.fixture(scope="module")

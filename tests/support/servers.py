@@ -94,7 +94,8 @@ def serve_http(
                     found.update(event)
                     ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True, name="toolkiln-stderr (pump)")
+    reader.start()
     try:
         if not ready.wait(timeout):
             process.kill()
@@ -105,6 +106,10 @@ def serve_http(
         yield server
     finally:
         _stop(process)
+        # Drain to EOF, then close: an open pipe would surface later as a ResourceWarning.
+        reader.join(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 def _wait_healthy(base: str, timeout: float) -> None:
