@@ -8,6 +8,7 @@ source allowlists exactly 127.0.0.1, the one private address the demo needs.
 from __future__ import annotations
 
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,14 @@ __all__ = ["DEMO_SOURCE", "demo_api", "demo_spec", "install_demo_source", "run_d
 
 DEMO_SOURCE = "bookshelf"
 log = structlog.get_logger("toolkiln.demo")
+_TERMINAL_HINT = """toolkiln demo: serving the bookshelf example API as MCP tools over stdio (for an MCP host).
+To look around from this terminal instead, run in one terminal:
+    toolkiln demo --transport http
+and in another:
+    toolkiln tools --url http://127.0.0.1:8765/mcp
+    toolkiln call listBooks q=design --url http://127.0.0.1:8765/mcp
+To serve a real API: toolkiln serve --spec SPEC_PATH_OR_URL --base-url https://api.example.com
+Press Ctrl-D to stop."""
 
 
 @contextmanager
@@ -84,6 +93,9 @@ def run_demo(transport: TransportName, *, port: int | None, api_port: int, data_
     """Start the API, serve it through toolkiln until the client leaves (stdio) or a signal (HTTP)."""
     import anyio
 
+    if transport == "stdio" and sys.stdin.isatty():
+        # Someone typed `toolkiln demo` at a terminal: stdio waits for an MCP host, so say how to look.
+        print(_TERMINAL_HINT, file=sys.stderr)
     with (
         tempfile.TemporaryDirectory(prefix="toolkiln-demo-") as scratch,
         demo_spec() as spec,
