@@ -91,10 +91,6 @@ class ChangeNotifier:
         if connection is not None:
             self._resource_subscriptions.get(connection, set()).discard(uri)
 
-    def is_subscribed(self, session: ServerSession, uri: str) -> bool:
-        connection = connection_of(session)
-        return connection is not None and uri in self._resource_subscriptions.get(connection, set())
-
     async def publish_tools_changed(self) -> None:
         for connection in list(self._connections):
             await _deliver(connection, "notifications/tools/list_changed", self._connections)

@@ -30,9 +30,11 @@ __all__ = [
     "Prompt",
     "PromptArgument",
     "PromptOutcome",
+    "PromptRenderer",
     "Resource",
     "ResourceContents",
     "ResourceOutcome",
+    "ResourceReader",
     "ResourceTemplate",
 ]
 
