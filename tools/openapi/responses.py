@@ -85,6 +85,11 @@ def _decoder(response: httpx.Response) -> _Identity | _Inflate:
     raise UpstreamFailure(f"Upstream used an unsupported Content-Encoding '{encoding[:40]}'")
 
 
+def _check_declared(declared: int, limit: int) -> None:
+    if declared > limit:
+        raise ResponseTooLarge(limit)
+
+
 async def read_capped(response: httpx.Response, limit: int) -> bytes:
     """The decoded body, read chunk by chunk and abandoned the moment it passes `limit` bytes.
 
@@ -94,8 +99,10 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     """
     decoder = _decoder(response)
     declared = response.headers.get("content-length")
-    if isinstance(decoder, _Identity) and declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ResponseTooLarge(limit)
+    # A HEAD answer declares the length of a body it never sends.
+    has_body = response.request.method != "HEAD" and response.status_code not in (204, 304)
+    if isinstance(decoder, _Identity) and has_body and declared is not None and declared.isdigit():
+        _check_declared(int(declared), limit)
     out = bytearray()
     async for chunk in response.aiter_raw():
         decoder.feed(chunk, out, limit)

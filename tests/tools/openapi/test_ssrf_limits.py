@@ -76,6 +76,15 @@ async def test_declared_length_over_the_cap_is_refused_before_reading_the_body(
     assert await wait_closed(hostile_server, "/huge-declared") < 64 * MIB
 
 
+async def test_head_request_is_not_judged_by_the_length_it_declares(
+    hostile_server: HostileServer, make_upstream: UpstreamFactory
+) -> None:
+    upstream = make_upstream(hostile_server.url, max_response_bytes=CAP)
+    result = await make_executor(plan("HEAD", "/huge-declared"), upstream)({}, CONTEXT)
+    assert isinstance(result, ToolResult)
+    assert not result.is_error
+
+
 async def test_a_lying_content_length_yields_only_the_declared_bytes_and_the_pool_stays_usable(
     hostile_server: HostileServer, make_upstream: UpstreamFactory
 ) -> None:
