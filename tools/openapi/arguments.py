@@ -16,10 +16,10 @@ from typing import Any
 from tools.openapi.naming import NameAllocator, sanitize
 from tools.openapi.operation import MediaType, Operation
 from tools.openapi.plan import BodyField, BodyPlan, ParamPlan
-from tools.openapi.schema import DEFS_PREFIX, SchemaConverter
+from tools.openapi.schema import DEFS_PREFIX, Def, SchemaConverter
 from tools.openapi.text import clean_text
 
-__all__ = ["Arguments", "build_arguments", "pick_media"]
+__all__ = ["Arguments", "build_arguments", "inline_target", "pick_media"]
 
 _LOCATION_ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 3}
 _UNFLATTENABLE = frozenset({"anyOf", "oneOf", "allOf", "not", "if", "patternProperties", "$ref", "enum", "const"})
@@ -140,7 +140,12 @@ def _add_body(
     args.problems.extend(converted.problems)
     args.notes.extend(converted.notes)
     args.flags.update(converted.flags)
-    target, refs = _inline_target(converter, converted.schema, set(converted.refs))
+    target, refs, inlined = inline_target(converter, converted.schema, set(converted.refs))
+    for definition in inlined:
+        # The definition is now the top level: its problems are this tool's own.
+        args.problems.extend(definition.problems)
+        args.notes.extend(definition.notes)
+        args.flags.update(definition.flags)
     encoding = {k: dict(v) for k, v in media.encoding.items()}
     fields = _flatten(target, names, media_name == _MULTIPART) if isinstance(target, dict) else None
     if fields is None:
@@ -166,9 +171,13 @@ def _add_body(
     args.body = BodyPlan(media_type=media.name, required=body.required, fields=tuple(plan_fields), encoding=encoding)
 
 
-def _inline_target(converter: SchemaConverter, schema: Any, refs: set[str]) -> tuple[Any, set[str]]:
-    """Follow a bare top-level reference to the definition, trading it for that one's refs."""
+def inline_target(converter: SchemaConverter, schema: Any, refs: set[str]) -> tuple[Any, set[str], list[Def]]:
+    """Follow a bare top-level reference to its definition, trading it for that one's refs.
+
+    Returns the schema reached, the references it leaves, and the definitions passed through.
+    """
     hops = 0
+    inlined: list[Def] = []
     while isinstance(schema, dict) and set(schema) <= {"$ref", "description", "title"} and hops < 16:
         ref = schema.get("$ref")
         if not isinstance(ref, str) or not ref.startswith(DEFS_PREFIX):
@@ -176,8 +185,9 @@ def _inline_target(converter: SchemaConverter, schema: Any, refs: set[str]) -> t
         definition = converter.defs[ref[len(DEFS_PREFIX) :]]
         refs = (refs - {definition.name}) | set(definition.refs)
         schema = definition.schema
+        inlined.append(definition)
         hops += 1
-    return schema, refs
+    return schema, refs, inlined
 
 
 def _flatten(target: dict[str, Any], names: NameAllocator, multipart: bool) -> list[tuple[str, str, Any, bool]] | None:

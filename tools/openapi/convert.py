@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from tools.model import ToolAnnotations
-from tools.openapi.arguments import Arguments, build_arguments, pick_media
+from tools.openapi.arguments import Arguments, build_arguments, inline_target, pick_media
 from tools.openapi.budget import assemble, assembled_size, collapse_unions
 from tools.openapi.document import SpecDocument
 from tools.openapi.filters import excluded_reason
@@ -22,7 +22,7 @@ from tools.openapi.operation import Operation, OperationProblem, Parameter, read
 from tools.openapi.plan import OperationPlan
 from tools.openapi.refs import RefResolver
 from tools.openapi.report import ConversionReport, OperationReport
-from tools.openapi.schema import DEFS_PREFIX, Def, SchemaConverter, json_size
+from tools.openapi.schema import Def, SchemaConverter, json_size
 from tools.openapi.settings import OpenApiSourceSettings
 from tools.openapi.swagger2 import read_operation_v2
 from tools.openapi.text import clean_text
@@ -306,23 +306,14 @@ def _output(
         converted = converter.convert(media.schema, media.base)
         if converted.problems:
             return None, [], accept, [f"no outputSchema: {converted.problems[0]}"]
-        schema, refs = converted.schema, set(converted.refs)
-        hops = 0
-        while isinstance(schema, dict) and set(schema) <= {"$ref", "description", "title"} and hops < 16:
-            ref = schema.get("$ref")
-            if not isinstance(ref, str) or not ref.startswith(DEFS_PREFIX):
-                break
-            definition = converter.defs[ref[len(DEFS_PREFIX) :]]
-            refs = (refs - {definition.name}) | set(definition.refs)
-            schema = definition.schema
-            hops += 1
+        schema, refs, inlined = inline_target(converter, converted.schema, set(converted.refs))
         if not _is_object(schema):
             return None, [], accept, []
         out_defs = converter.closure(refs)
-        problems = [p for d in out_defs for p in d.problems]
+        problems = [p for d in (*inlined, *out_defs) for p in d.problems]
         if problems:
             return None, [], accept, [f"no outputSchema: {problems[0]}"]
-        return {**schema, "type": "object"}, out_defs, accept, []
+        return {**schema, "type": "object"}, out_defs, accept, [n for d in inlined for n in d.notes]
     return None, [], accept, []
 
 

@@ -36,19 +36,79 @@ DEFS_PREFIX = "#/$defs/"
 MAX_INLINE_DEPTH = 48
 MAX_MERGE_DEPTH = 8
 _TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
-_NON_NEGATIVE = frozenset(
-    {"maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties", "minContains", "maxContains"}
-)
-_NUMBERS = frozenset({"maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum"})
-_STRINGS = frozenset({"format", "contentEncoding", "contentMediaType"})
-_BOOLEANS = frozenset({"uniqueItems", "deprecated", "readOnly", "writeOnly"})
-_ANY = frozenset({"const", "default"})
-# Subschemas applying to the same instance: a reference here can loop without consuming input.
-_SAME_INSTANCE_ONE = frozenset({"not", "if", "then", "else"})
-_SAME_INSTANCE_MANY = frozenset({"allOf", "anyOf", "oneOf"})
-_CHILD_ONE = frozenset(
-    {"additionalProperties", "unevaluatedProperties", "propertyNames", "contains", "unevaluatedItems"}
-)
+# What each JSON Schema keyword is, for one dictionary lookup per key while converting.
+(
+    _TYPE,
+    _TEXT,
+    _PROPERTIES,
+    _REF,
+    _ITEMS,
+    _STRING,
+    _REQUIRED,
+    _ENUM,
+    _MANY,
+    _BOOLEAN,
+    _ANY_VALUE,
+    _NUMBER,
+    _COUNT,
+    _PATTERN,
+    _CHILD,
+    _SAME,
+    _PREFIX_ITEMS,
+    _PATTERN_PROPERTIES,
+    _DEPENDENT_SCHEMAS,
+    _DEPENDENT_REQUIRED,
+) = range(1, 21)
+_KIND: dict[str, int] = {
+    "type": _TYPE,
+    "description": _TEXT,
+    "title": _TEXT,
+    "properties": _PROPERTIES,
+    "$ref": _REF,
+    "items": _ITEMS,
+    "format": _STRING,
+    "contentEncoding": _STRING,
+    "contentMediaType": _STRING,
+    "required": _REQUIRED,
+    "enum": _ENUM,
+    # Subschemas applying to the same instance: a reference here can loop without consuming input.
+    "allOf": _MANY,
+    "anyOf": _MANY,
+    "oneOf": _MANY,
+    "not": _SAME,
+    "if": _SAME,
+    "then": _SAME,
+    "else": _SAME,
+    "uniqueItems": _BOOLEAN,
+    "deprecated": _BOOLEAN,
+    "readOnly": _BOOLEAN,
+    "writeOnly": _BOOLEAN,
+    "const": _ANY_VALUE,
+    "default": _ANY_VALUE,
+    "maximum": _NUMBER,
+    "minimum": _NUMBER,
+    "exclusiveMaximum": _NUMBER,
+    "exclusiveMinimum": _NUMBER,
+    "multipleOf": _NUMBER,
+    "maxLength": _COUNT,
+    "minLength": _COUNT,
+    "maxItems": _COUNT,
+    "minItems": _COUNT,
+    "maxProperties": _COUNT,
+    "minProperties": _COUNT,
+    "minContains": _COUNT,
+    "maxContains": _COUNT,
+    "pattern": _PATTERN,
+    "additionalProperties": _CHILD,
+    "unevaluatedProperties": _CHILD,
+    "propertyNames": _CHILD,
+    "contains": _CHILD,
+    "unevaluatedItems": _CHILD,
+    "prefixItems": _PREFIX_ITEMS,
+    "patternProperties": _PATTERN_PROPERTIES,
+    "dependentSchemas": _DEPENDENT_SCHEMAS,
+    "dependentRequired": _DEPENDENT_REQUIRED,
+}
 
 
 def json_size(value: Any) -> int:
@@ -254,72 +314,79 @@ class SchemaConverter:
             return {}
         out: dict[str, Any] = {}
         for key, value in raw.items():
-            if key == "$ref":
+            kind = _KIND.get(key)
+            if kind is None:
+                continue  # not JSON Schema (example, xml, x-*, nullable…) or re-basing ($id…)
+            if kind == _TYPE:
+                if value.__class__ is str and value in _TYPES:
+                    out["type"] = value
+                else:
+                    self._type(out, value)
+            elif kind == _TEXT:
+                text = clean_text(value, self.description_limit, single_line=key == "title")
+                if text.text:
+                    out[key] = text.text
+                    if text.flags:
+                        ctx.flags.update(text.flags)
+            elif kind == _PROPERTIES:
+                if isinstance(value, dict):
+                    out["properties"] = {str(k): self._node(v, base, depth + 1, False) for k, v in value.items()}
+            elif kind == _REF:
                 name = self._ref(value, base, shallow)
                 if name is None:
                     return {}
                 out["$ref"] = DEFS_PREFIX + name
-            elif key == "type":
-                self._type(out, value)
-            elif key == "description" or key == "title":
-                text = clean_text(value, self.description_limit, single_line=key == "title")
-                if text.text:
-                    out[key] = text.text
-                    ctx.flags.update(text.flags)
-            elif key == "properties":
-                if isinstance(value, dict):
-                    out["properties"] = {str(k): self._node(v, base, depth + 1, False) for k, v in value.items()}
-            elif key == "required":
-                if isinstance(value, list):
-                    names = list(dict.fromkeys(v for v in value if isinstance(v, str)))
-                    if names:
-                        out["required"] = names
-            elif key == "items":
+            elif kind == _ITEMS:
                 if isinstance(value, list):
                     out["prefixItems"] = [self._node(v, base, depth + 1, False) for v in value]
                 else:
                     out["items"] = self._node(value, base, depth + 1, False)
-            elif key in _SAME_INSTANCE_MANY:
+            elif kind == _STRING:
+                if isinstance(value, str):
+                    out[key] = value
+            elif kind == _REQUIRED:
+                if isinstance(value, list):
+                    names = list(dict.fromkeys(v for v in value if isinstance(v, str)))
+                    if names:
+                        out["required"] = names
+            elif kind == _ENUM:
+                if isinstance(value, list) and value:
+                    out["enum"] = value
+            elif kind == _MANY:
                 if isinstance(value, list) and value:
                     target = "anyOf" if key == "oneOf" else key
                     converted = [self._node(v, base, depth + 1, shallow) for v in value]
                     out[target] = [*out.get(target, []), *converted]
-            elif key in _STRINGS:
-                if isinstance(value, str):
-                    out[key] = value
-            elif key in _NUMBERS or key == "multipleOf":
-                if _is_number(value) and (key != "multipleOf" or value > 0):
-                    out[key] = value
-            elif key in _NON_NEGATIVE:
-                if _is_number(value) and value >= 0 and value == int(value):
-                    out[key] = int(value)
-            elif key in _BOOLEANS:
+            elif kind == _BOOLEAN:
                 if isinstance(value, bool):
                     out[key] = value
-            elif key in _ANY:
+            elif kind == _ANY_VALUE:
                 out[key] = value
-            elif key == "enum":
-                if isinstance(value, list) and value:
-                    out["enum"] = value
-            elif key == "pattern":
+            elif kind == _NUMBER:
+                if _is_number(value) and (key != "multipleOf" or value > 0):
+                    out[key] = value
+            elif kind == _COUNT:
+                if _is_number(value) and value >= 0 and value == int(value):
+                    out[key] = int(value)
+            elif kind == _PATTERN:
                 if isinstance(value, str) and _compiles(value):
                     out["pattern"] = value
                 else:
                     ctx.notes.append(f"pattern {str(value)[:60]!r} is not a usable regular expression; not checked")
-            elif key in _CHILD_ONE:
+            elif kind == _CHILD:
                 out[key] = self._node(value, base, depth + 1, False)
-            elif key in _SAME_INSTANCE_ONE:
+            elif kind == _SAME:
                 out[key] = self._node(value, base, depth + 1, shallow)
-            elif key == "prefixItems":
+            elif kind == _PREFIX_ITEMS:
                 if isinstance(value, list):
                     out["prefixItems"] = [self._node(v, base, depth + 1, False) for v in value]
-            elif key == "patternProperties":
+            elif kind == _PATTERN_PROPERTIES:
                 if isinstance(value, dict):
                     out[key] = {k: self._node(v, base, depth + 1, False) for k, v in value.items() if _compiles(k)}
-            elif key == "dependentSchemas":
+            elif kind == _DEPENDENT_SCHEMAS:
                 if isinstance(value, dict):
                     out[key] = {str(k): self._node(v, base, depth + 1, shallow) for k, v in value.items()}
-            elif key == "dependentRequired" and isinstance(value, dict):
+            elif kind == _DEPENDENT_REQUIRED and isinstance(value, dict):
                 out[key] = {
                     str(k): list(dict.fromkeys(x for x in v if isinstance(x, str)))
                     for k, v in value.items()

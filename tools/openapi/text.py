@@ -25,10 +25,11 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]|[^\x00-\x7f]")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _INSTRUCTION = re.compile(
-    r"<\s*/?\s*(important|system|instructions?|admin|secret)\b"
-    r"|\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|messages|context)"
-    r"|\byou\s+must\s+(now\s+)?(call|use|run|send|read)\b"
-    r"|\bdo\s+not\s+(tell|inform|mention)\b",
+    r"<\s*/?\s*(important|system|instructions?|secret|admin)\s*>"
+    r"|\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier|other)\s+"
+    r"(instructions|messages|context|rules)"
+    r"|\b(do\s+not|don't|never)\s+(tell|inform|mention\s+(this\s+)?to|reveal\s+(this\s+)?to)\s+the\s+user"
+    r"|\bbefore\s+(using|calling)\s+(this|any\s+other)\s+(tool|function)",
     re.I,
 )
 _TEMPLATE = re.compile(r"\$\{|\{\{|\{%|<%")
@@ -43,10 +44,26 @@ class CleanText:
 _EMPTY = CleanText("")
 
 
+# Specs repeat the same text a great deal (shared parameters and schemas); so do reloads.
+_CACHE: dict[tuple[str, int, bool], CleanText] = {}
+_CACHE_MAX = 65536
+
+
 def clean_text(value: object, limit: int, *, single_line: bool = False) -> CleanText:
     """`value` as safe, bounded text plus the reasons it was flagged (if any)."""
     if not isinstance(value, str) or not value:
         return _EMPTY
+    key = (value, limit, single_line)
+    cached = _CACHE.get(key)
+    if cached is None:
+        cached = _clean(value, limit, single_line)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = cached
+    return cached
+
+
+def _clean(value: str, limit: int, single_line: bool) -> CleanText:
     text = value
     flags: list[str] = []
     if _UNSAFE.search(text):
