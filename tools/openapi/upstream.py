@@ -27,7 +27,9 @@ from tools.openapi.urlsafety import EgressGuard, EgressPolicy, GuardedTransport,
 __all__ = ["Inject", "Upstream", "UpstreamConfig", "UpstreamLimits", "default_headers"]
 
 # The credentials seam: called with the finished request just before it is sent, and only when
-# the request goes to the source's own origin (never to a redirect target elsewhere).
+# the request goes to the source's own origin (never to a redirect target elsewhere). It must
+# *replace* what it sets (a header, or a query key via `copy_set_param`), so an argument that
+# names the same header or query key can never shadow or accompany the credential (THREATS A4).
 Inject = Callable[[httpx.Request], Awaitable[None]]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

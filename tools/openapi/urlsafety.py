@@ -9,7 +9,9 @@ outright: resolvers read them as IP addresses while humans and allowlists do not
 
 `EgressGuard.admit` returns the address to connect to, and the transport connects to exactly that
 address (Host header and TLS SNI keep the name), so a DNS answer that changes between check and
-connect cannot redirect the request.
+connect cannot redirect the request. The pool keys connections by that address, so two names
+served from one address may share a kept-alive TLS connection; both names were vetted, and a
+source normally talks to one host.
 """
 
 from __future__ import annotations
