@@ -2,8 +2,9 @@
 
 Both servers serve the same trivial `echo` tool (see `latency_servers.py`) and are driven by the Python
 SDK `Client`, one call at a time, over stdio and Streamable HTTP. All four servers stay up for the
-whole run; rounds alternate which server goes first, so background noise (two cores shared with
-whatever else runs) lands on both sides alike. Each side is warmed up before any sample is kept.
+whole run; toolkiln and plain take turns call by call (who goes first flips every round), so
+background noise (two cores shared with whatever else runs) lands on both sides alike. Each side
+is warmed up before any sample is kept.
 
     python benchmarks/bench_call_latency.py [--rounds 30] [--calls 50] [--warmup 300]
 
@@ -82,13 +83,25 @@ def _server_command(kind: str, transport: str, *extra: str) -> list[str]:
     return [sys.executable, str(SERVERS), kind, "--transport", transport, *extra]
 
 
+# Set from --toolkiln-config: a diagnostic run with some other configuration (the headline
+# numbers use the defaults, i.e. the full pipeline with the audit log on).
+TOOLKILN_CONFIG: Path | None = None
+
+
+def _toolkiln_options(data_dir: Path) -> list[str]:
+    options = ["--data-dir", str(data_dir)]
+    if TOOLKILN_CONFIG is not None:
+        options += ["--config", str(TOOLKILN_CONFIG)]
+    return options
+
+
 @contextmanager
 def http_server(kind: str, log: TextIO, data_dir: Path) -> Iterator[str]:
     """Start one Streamable HTTP server on a free loopback port; yield its MCP URL once it answers."""
     port = _free_port()
     extra = ["--port", str(port)]
     if kind == "toolkiln":
-        extra += ["--data-dir", str(data_dir)]
+        extra += _toolkiln_options(data_dir)
     process = subprocess.Popen(
         _server_command(kind, "http", *extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
     )
@@ -126,7 +139,7 @@ async def connect(
         assert url is not None
         client = Client(url, mode=mode)
     else:
-        extra = ["--data-dir", str(data_dir)] if kind == "toolkiln" else []
+        extra = _toolkiln_options(data_dir) if kind == "toolkiln" else []
         command = _server_command(kind, "stdio", *extra)
         params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
         client = Client(stdio_client(params, errlog=log), mode=mode)
@@ -176,14 +189,18 @@ async def measure(args: argparse.Namespace, log: TextIO, data_root: Path) -> dic
                 for _ in range(args.warmup):
                     await call_once(client)
             for round_no in range(args.rounds):
+                # Call by call, toolkiln and plain take turns (who goes first flips each round),
+                # so a burst of load from elsewhere lands on both sides, not on one block.
                 order = KINDS if round_no % 2 == 0 else tuple(reversed(KINDS))
                 for transport in transports:
-                    for kind in order:
-                        client = clients[(kind, transport)]
-                        taken = [await call_once(client) for _ in range(args.calls)]
+                    taken: dict[str, list[float]] = {kind: [] for kind in KINDS}
+                    for _ in range(args.calls):
+                        for kind in order:
+                            taken[kind].append(await call_once(clients[(kind, transport)]))
+                    for kind in KINDS:
                         bucket = samples[(kind, transport)]
-                        bucket.all_ms.extend(taken)
-                        bucket.round_medians.append(statistics.median(taken))
+                        bucket.all_ms.extend(taken[kind])
+                        bucket.round_medians.append(statistics.median(taken[kind]))
     return {"samples": samples, "protocols": protocols}
 
 
@@ -211,6 +228,7 @@ def report(
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "target_ratio": TARGET_RATIO,
         "parameters": {"rounds": args.rounds, "calls_per_round": args.calls, "warmup": args.warmup, "mode": args.mode},
+        "toolkiln_config": None if TOOLKILN_CONFIG is None else TOOLKILN_CONFIG.read_text(encoding="utf-8"),
         "protocol_versions": measured["protocols"],
         "environment": {
             "python": platform.python_version(),
@@ -259,11 +277,18 @@ def main() -> None:
         help="client protocol negotiation: auto lands on 2026-07-28, legacy uses the initialize handshake",
     )
     parser.add_argument("--out", type=Path, help="result file (default benchmarks/results/call_latency-<time>.json)")
+    parser.add_argument(
+        "--toolkiln-config",
+        type=Path,
+        help="diagnostics only: serve toolkiln with this config file instead of the defaults",
+    )
     parser.add_argument("--server-log", type=Path, help="append the servers' stderr here (default: discarded)")
     args = parser.parse_args()
     for transport in args.transports:
         if transport not in ("stdio", "http"):
             parser.error(f"unknown transport {transport!r}")
+    global TOOLKILN_CONFIG
+    TOOLKILN_CONFIG = args.toolkiln_config.resolve() if args.toolkiln_config else None
 
     load_before = os.getloadavg()
     log_path = args.server_log or Path(os.devnull)

@@ -3,6 +3,7 @@
 Run as a script by `bench_call_latency.py`:
 
     python benchmarks/latency_servers.py toolkiln|plain --transport stdio|http [--port N] [--data-dir DIR]
+        [--config FILE]
 
 `toolkiln` is the production path of `toolkiln serve` (runtime, full pipeline, transports, JSON logs
 on stderr at info) with one extra source holding the tool; `plain` is the SDK's own `MCPServer`.
@@ -23,19 +24,24 @@ TOOL_NAME = "echo"
 TOOL_DESCRIPTION = "Return the given text unchanged."
 
 
-def run_toolkiln(transport: str, port: int, data_dir: Path) -> None:
-    from server.config import HttpSettings, LoggingSettings, ServerSettings, Settings
+def run_toolkiln(transport: str, port: int, data_dir: Path, config: Path | None) -> None:
+    from server.config import load_settings
     from server.logs import configure_logging
     from server.runtime import Runtime
     from server.transports import serve
     from tools.model import CallContext, Tool, ToolResult
 
-    settings = Settings(
-        server=ServerSettings(data_dir=data_dir),
-        http=HttpSettings(port=port),
-        logging=LoggingSettings(level="info"),
+    # Defaults (or a config file, for diagnostic runs) with this run's data dir and port, and
+    # logging at info as in production.
+    settings = load_settings(config)
+    settings = settings.model_copy(
+        update={
+            "server": settings.server.model_copy(update={"data_dir": data_dir}),
+            "http": settings.http.model_copy(update={"port": port}),
+            "logging": settings.logging.model_copy(update={"level": "info"}),
+        }
     )
-    configure_logging(settings.logging.level)
+    configure_logging(settings.logging.level, redact_keys=settings.logging.redact_keys)
 
     async def echo(arguments: Mapping[str, Any], _context: CallContext) -> ToolResult:
         return ToolResult.text(arguments["text"])
@@ -82,15 +88,16 @@ def main() -> None:
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--config", type=Path, help="toolkiln config file (default: built-in defaults)")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         if args.kind == "plain":
             run_plain(args.transport, args.port)
         elif args.data_dir is not None:
-            run_toolkiln(args.transport, args.port, args.data_dir)
+            run_toolkiln(args.transport, args.port, args.data_dir, args.config)
         else:
             with tempfile.TemporaryDirectory(prefix="toolkiln-bench-") as tmp:
-                run_toolkiln(args.transport, args.port, Path(tmp))
+                run_toolkiln(args.transport, args.port, Path(tmp), args.config)
 
 
 if __name__ == "__main__":
