@@ -27,7 +27,38 @@ def canonical_json(value: Any) -> bytes:
         ValueError: a non-finite number, a non-string key or a string that is not valid Unicode.
         TypeError: a value of a type JSON has no form for.
     """
+    if _plain(value, 0):
+        # Nothing in `value` formats differently in Python and ECMAScript: the C encoder is exact.
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8"
+        )
     return "".join(_encode(value)).encode("utf-8")
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether `json.dumps(sort_keys=True)` already yields the canonical form of `value`.
+
+    True unless it holds a float Python writes differently (integral, or outside 1e-4..1e16 where
+    Python switches to exponents), a key whose code-point order may differ from UTF-16 order
+    (characters from U+E000 up), or nesting deep enough that recursion should be the slow path's.
+    """
+    if isinstance(value, str) or value is None or isinstance(value, int):
+        return True
+    if isinstance(value, float):
+        magnitude = abs(value)
+        return 1e-4 <= magnitude < 1e16 and not value.is_integer()
+    if depth > 32:
+        return False
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or (not key.isascii() and max(key) >= "\ue000"):
+                return False
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(item, depth + 1) for item in value)
+    return False
 
 
 def _encode(value: Any) -> list[str]:

@@ -6,6 +6,12 @@ lives in one place.
 
 from __future__ import annotations
 
+import itertools
+import os
+import secrets
+from collections.abc import MutableMapping
+from typing import Any
+
 __all__ = [
     "CALL_ID",
     "COST",
@@ -16,6 +22,7 @@ __all__ = [
     "POLICY_RULE",
     "SHADOW",
     "STATUS",
+    "call_id",
 ]
 
 CALL_ID = "call_id"  # str: the id shared by the call's audit records and quota reservation
@@ -27,3 +34,23 @@ IDEMPOTENCY = "idempotency"  # "claimed" | "replayed" | "resumed"
 SHADOW = "shadow"  # list[str]: limits that would have refused the call in shadow mode
 INTENT_SEQ = "intent_seq"  # int: the seq of the committed intent record
 POLICY_RULE = "policy_rule"  # str: the authorization rule that decided (set by the policy step)
+
+
+# A random per-process prefix plus a counter: unique across processes and restarts, and without
+# a system call per call (uuid4 reads the OS entropy pool every time).
+_PREFIX = secrets.token_hex(6)
+_COUNTER = itertools.count(1)
+_PID = os.getpid()
+
+
+def call_id(call_notes: MutableMapping[str, Any]) -> str:
+    """The call's id, assigned on first use by whichever step needs it first."""
+    existing = call_notes.get(CALL_ID)
+    if isinstance(existing, str):
+        return existing
+    global _PREFIX, _PID
+    if os.getpid() != _PID:  # a forked child must not reuse its parent's ids
+        _PREFIX, _PID = secrets.token_hex(6), os.getpid()
+    fresh = f"{_PREFIX}{next(_COUNTER):010x}"
+    call_notes[CALL_ID] = fresh
+    return fresh

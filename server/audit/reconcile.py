@@ -71,7 +71,7 @@ def _reconcile(conn: sqlite3.Connection, log: AuditLog) -> int:
                 status="outcome_unknown",
                 fields={
                     "source": source,
-                    "cost": units / 1_000_000,
+                    "cost": units // 1_000_000 if units % 1_000_000 == 0 else units / 1_000_000,
                     "detail": "the serving process ended before the outcome was recorded",
                 },
             )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 from typing import Any
 
 import anyio
@@ -33,7 +32,7 @@ from server.pipeline.chain import CallNext, Step, ToolCall
 from tools.errors import ToolkilnError
 from tools.model import ToolOutcome, ToolResult
 
-__all__ = ["AuditCalls", "AuditIntent", "AuditRecorder"]
+__all__ = ["AuditCalls", "AuditIntent", "AuditRecorder", "whole_if_integral"]
 
 
 class AuditRecorder:
@@ -97,7 +96,7 @@ class AuditRecorder:
             "source": None if call.tool is None else call.tool.source,
             "rule": call.notes.get(notes.POLICY_RULE),
             "limit": call.notes.get(notes.LIMIT),
-            "cost": float(call.notes.get(notes.COST, 0) or 0),
+            "cost": whole_if_integral(float(call.notes.get(notes.COST, 0) or 0)),
             "latency_us": int((time.perf_counter() - started) * 1_000_000),
             "result_bytes": _result_bytes(outcome),
             "idempotency": call.notes.get(notes.IDEMPOTENCY),
@@ -142,7 +141,7 @@ class AuditCalls(Step):
         self._recorder = recorder
 
     async def call(self, call: ToolCall, call_next: CallNext) -> ToolOutcome:
-        call.notes.setdefault(notes.CALL_ID, uuid.uuid4().hex)
+        notes.call_id(call.notes)
         started = time.perf_counter()
         try:
             result = await call_next(call)
@@ -169,10 +168,15 @@ class AuditIntent(Step):
 
     async def call(self, call: ToolCall, call_next: CallNext) -> ToolOutcome:
         if self._recorder is not None:
-            call.notes.setdefault(notes.CALL_ID, uuid.uuid4().hex)
+            notes.call_id(call.notes)
             call.notes[notes.INTENT_SEQ] = await self._recorder.intent(call)
         call.notes[notes.EXECUTED] = True
         return await call_next(call)
+
+
+def whole_if_integral(value: float) -> float | int:
+    """Costs are written as integers when they are whole (the common case keeps hashing on the fast path)."""
+    return int(value) if value.is_integer() else value
 
 
 def _result_bytes(outcome: object) -> int:

@@ -110,6 +110,8 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
+        self._posted: list[_Job[Any]] = []
+        self._posted_lock = threading.Lock()
         self.batches = 0
         self.operations = 0
 
@@ -144,6 +146,7 @@ class GroupCommitWriter:
             thread, self._thread = self._thread, None
         if thread is None:
             return
+        self._flush_posted()
         self._queue.put(_STOP)
         thread.join()
 
@@ -163,19 +166,41 @@ class GroupCommitWriter:
         self._ensure_started()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(op=op, early=early, future=future, loop=loop))
+        self._submit(_Job(op=op, early=early, future=future, loop=loop))
         return await future
 
     def post(self, op: Op[Any]) -> None:
-        """Queue `op` without waiting; a later awaited operation's commit covers it."""
+        """Queue `op` without waiting; a later awaited operation's commit covers it.
+
+        Posted operations ride along with the next `run` from this process (one hand-over to the
+        writer thread instead of two); if none follows in this event-loop turn, they go alone.
+        """
         self._ensure_started()
-        self._queue.put(_Job(op=op, early=False))
+        with self._posted_lock:
+            self._posted.append(_Job(op=op, early=False))
+            first = len(self._posted) == 1
+        if first:
+            try:
+                asyncio.get_running_loop().call_soon(self._flush_posted)
+            except RuntimeError:
+                self._flush_posted()
+
+    def _flush_posted(self) -> None:
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        if posted:
+            self._queue.put(posted)
+
+    def _submit(self, job: _Job[Any]) -> None:
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        self._queue.put([*posted, job] if posted else job)
 
     def run_sync(self, op: Op[T]) -> T:
         """`run` for callers without an event loop (the CLI, process-level tests)."""
         self._ensure_started()
         job: _Job[T] = _Job(op=op, early=False, event=threading.Event())
-        self._queue.put(job)
+        self._submit(job)
         assert job.event is not None
         job.event.wait()
         if job.error is not None:
@@ -224,6 +249,8 @@ class GroupCommitWriter:
             while True:
                 if item is _STOP:
                     stopping = True
+                elif isinstance(item, list):
+                    jobs.extend(item)
                 else:
                     jobs.append(item)
                 if stopping or len(jobs) >= self._max_batch:
@@ -253,22 +280,17 @@ class GroupCommitWriter:
             self._fail_all(jobs, exc)
             return
         try:
-            for job in jobs:
-                conn.execute("SAVEPOINT op")
-                saved = dict(batch.cache)
-                try:
-                    job.result = job.op(conn, batch)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    # What the op cached (a chain head it appended) was rolled back with it.
-                    batch.cache.clear()
-                    batch.cache.update(saved)
-                    job.error = exc
-                conn.execute("RELEASE op")
-                if job.early or job.error is not None:
-                    _deliver([job])
-                else:
-                    pending.append(job)
+            done = 0
+            while done < len(jobs):
+                early: list[_Job[Any]] = []
+                for job in jobs[done:]:
+                    self._run_job(conn, batch, job)
+                    (early if job.early or job.error is not None else pending).append(job)
+                done = len(jobs)
+                if early:
+                    _deliver(early)
+                # Whatever queued up meanwhile joins this transaction rather than waiting for it.
+                jobs.extend(self._drain(self._max_batch - len(jobs)))
             for hook in batch.before_commit.values():
                 hook(conn, batch)
             conn.execute("COMMIT")
@@ -285,6 +307,35 @@ class GroupCommitWriter:
             except Exception:  # the data is committed; a failing side effect is only logged
                 log.exception("ledger_after_commit_failed")
         _deliver(pending)
+
+    def _run_job(self, conn: sqlite3.Connection, batch: Batch, job: _Job[Any]) -> None:
+        conn.execute("SAVEPOINT op")
+        saved = dict(batch.cache)
+        try:
+            job.result = job.op(conn, batch)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            # What the op cached (a chain head it appended) was rolled back with it.
+            batch.cache.clear()
+            batch.cache.update(saved)
+            job.error = exc
+        conn.execute("RELEASE op")
+
+    def _drain(self, room: int) -> list[_Job[Any]]:
+        taken: list[_Job[Any]] = []
+        while len(taken) < room:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._queue.put(_STOP)  # nothing is queued after it; the main loop stops next
+                break
+            if isinstance(item, list):
+                taken.extend(item)
+            else:
+                taken.append(item)
+        return taken
 
     def _fail_all(self, jobs: list[_Job[Any]], exc: Exception) -> None:
         log.error("ledger_batch_failed", error=str(exc)[:200], operations=len(jobs))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,7 +106,7 @@ class IdempotencyStep(Step):
         principal = call.context.principal.id
         scope = _digest(principal, tool.name, key)
         fingerprint = _fingerprint(call.checked_arguments, self._settings.argument)
-        call_id = call.notes.setdefault(notes.CALL_ID, uuid.uuid4().hex)
+        call_id = notes.call_id(call.notes)
         ttl = self._settings.ttl_s
         claim = await self._store.claim(scope, fingerprint, call_id, ttl)
         if claim.kind == "replay" and claim.result is not None:

@@ -8,7 +8,6 @@ limit refused, when to retry, and what budget remains until when; the step recor
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 
 import anyio
@@ -87,7 +86,7 @@ class LimitStep(Step):
                 return await call_next(call)
             finally:
                 call.notes[notes.COST] = from_units(units) if _charged(call) else 0
-        reservation = call.notes.setdefault(notes.CALL_ID, uuid.uuid4().hex)
+        reservation = notes.call_id(call.notes)
         decision = await self._quota.reserve(reservation, principal.id, units, budgets, force=self._quota_shadow)
         if not decision.allowed:
             error = QuotaExceeded(
