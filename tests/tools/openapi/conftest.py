@@ -104,6 +104,7 @@ async def _describe(request: Request) -> dict[str, Any]:
         "query": request.scope["query_string"].decode("latin-1"),
         "query_items": [list(pair) for pair in request.query_params.multi_items()],
         "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]},
+        "header_names": [k.decode("latin-1") for k, _ in request.scope["headers"]],
         "cookies": dict(request.cookies),
         "media": media,
         "body": body,

@@ -250,6 +250,32 @@ def canary_upstream(base: str, **limits: Any) -> Upstream:
     return Upstream(base, limits=UpstreamLimits(**limits), allow_private_hosts=["127.0.0.1"], inject=_inject_canary)
 
 
+async def test_an_argument_naming_the_credential_header_or_query_key_never_shadows_it(
+    echo_server: LocalServer,
+) -> None:
+    """THREATS A4: the injected value replaces the argument's, it is never sent beside it."""
+
+    async def inject(request: httpx.Request) -> None:
+        request.headers["X-API-Key"] = CANARY
+        request.url = request.url.copy_set_param("api_key", CANARY)
+
+    upstream = Upstream(echo_server.url, allow_private_hosts=["127.0.0.1"], inject=inject)
+    operation = plan(
+        "GET",
+        "/secure",
+        ParamPlan(name="X-API-Key", arg="key", location="header", style="simple", explode=False),
+        ParamPlan(name="api_key", arg="api_key", location="query", style="form", explode=True),
+    )
+    try:
+        await run(upstream, operation, key="attacker", api_key="attacker")
+    finally:
+        await upstream.aclose()
+    seen = echo_server.seen.last
+    assert seen["headers"]["x-api-key"] == CANARY
+    assert seen["header_names"].count("x-api-key") == 1
+    assert seen["query_items"] == [["api_key", CANARY]]
+
+
 async def test_redirects_are_not_followed_by_default(echo_server: LocalServer) -> None:
     upstream = canary_upstream(echo_server.url)
     try:
