@@ -24,6 +24,7 @@ _HIDDEN = re.compile(
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]|[^\x00-\x7f]")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_TRAILING = re.compile(r"[ \t]+\n")
 _INSTRUCTION = re.compile(
     r"<\s*/?\s*(important|system|instructions?|secret|admin)\s*>"
     r"|\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier|other)\s+"
@@ -80,8 +81,11 @@ def _clean(value: str, limit: int, single_line: bool) -> CleanText:
         text = unicodedata.normalize("NFKC", text)
     if single_line:
         text = " ".join(text.split())
-    elif "\n\n\n" in text:
-        text = _BLANK_LINES.sub("\n\n", text)
+    else:
+        if " \n" in text or "\t\n" in text:
+            text = _TRAILING.sub("\n", text)
+        if "\n\n\n" in text:
+            text = _BLANK_LINES.sub("\n\n", text)
     text = text.strip()
     if len(text) > limit:
         text = text[: max(limit - 1, 0)].rstrip() + "…"
