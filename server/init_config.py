@@ -97,6 +97,53 @@ reload_interval_s = 2.0
 level = "info"
 # Extra field names whose values are always redacted (secret-looking names already are).
 redact_keys = []
+
+[limits]
+# Rate limits (GCRA). "sqlite" shares them between processes on this host (in the data dir);
+# "memory" keeps them per process. No rules = no rate limits.
+backend = "sqlite"
+# Count and report what would be refused (metrics, audit), but refuse nothing.
+shadow = false
+# Each rule: `limit` calls per `period_s` (bursts up to `burst`, default `limit`), counted
+# per principal_tool, principal, source or global; `tools` and `sources` are name globs.
+# [[limits.rules]]
+# name = "per-caller-tool"
+# per = "principal_tool"
+# tools = ["*"]
+# limit = 60
+# period_s = 60
+
+[quotas]
+# Cost budgets per principal per UTC day and month (unset = unlimited). A call's cost is
+# reserved before it runs and charged once its executor was entered (refunded otherwise).
+backend = "sqlite"
+shadow = false
+# daily = 1000
+# monthly = 20000
+# Per-tool costs (default: the tool's own, 1 unless its source says otherwise).
+# [quotas.costs]
+# "reports.generate" = 25
+# Budgets for one principal instead of the defaults above.
+# [quotas.principals.ci-bot]
+# daily = 50
+
+[audit]
+# Every call writes an intent before it runs and an outcome after, hash-chained, in
+# <data_dir>/audit.db; the checkpoint key is <data_dir>/audit.key (0600, keep it apart from
+# backups of the database). Check with `toolkiln audit verify`.
+enabled = true
+# "normal" survives a crash of the process; "full" also survives power loss (slower).
+synchronous = "normal"
+# Argument strings longer than this are stored cut, with their length and a digest.
+max_string_chars = 256
+
+[idempotency]
+# A mutating call carrying a key (this argument, or this `_meta` key) that repeats within
+# `ttl_s` gets the stored result instead of running again.
+ttl_s = 86400
+argument = "idempotency_key"
+meta_key = "io.toolkiln/idempotency-key"
+max_result_bytes = 1048576
 """
 
 
