@@ -8,8 +8,8 @@ a per-session scope object in a context variable, which the SDK's per-session ta
 replay only returns events of the caller's own session. Event ids are random, so one session
 cannot name another's events either.
 
-Memory is bounded: the oldest events are dropped first once `max_events` is reached; a client
-that comes back later than that simply gets no replay.
+Memory is bounded by count and by serialized size: the oldest events are dropped first once
+either bound is passed; a client that comes back later than that simply gets no replay.
 """
 
 from __future__ import annotations
@@ -44,17 +44,20 @@ class _Event:
     scope: _SessionScope | None
     stream_id: StreamId
     message: JSONRPCMessage | None
+    size: int
 
 
 class InMemoryEventStore(EventStore):
-    """Events in arrival order, evicted oldest-first beyond `max_events`."""
+    """Events in arrival order, evicted oldest-first beyond `max_events` or `max_bytes`."""
 
-    def __init__(self, *, max_events: int = 10_000) -> None:
-        if max_events < 1:
-            raise ValueError("max_events must be at least 1")
+    def __init__(self, *, max_events: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+        if max_events < 1 or max_bytes < 1:
+            raise ValueError("max_events and max_bytes must be at least 1")
         self.max_events = max_events
+        self.max_bytes = max_bytes
         self._events: OrderedDict[EventId, _Event] = OrderedDict()
         self._seq = 0
+        self._bytes = 0
 
     @property
     def size(self) -> int:
@@ -62,12 +65,19 @@ class InMemoryEventStore(EventStore):
         # must not read as "no store".
         return len(self._events)
 
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         event_id = secrets.token_urlsafe(12)
         self._seq += 1
-        self._events[event_id] = _Event(seq=self._seq, scope=_current.get(), stream_id=stream_id, message=message)
-        while len(self._events) > self.max_events:
-            self._events.popitem(last=False)
+        size = 0 if message is None else len(message.model_dump_json(by_alias=True, exclude_unset=True))
+        self._events[event_id] = _Event(self._seq, _current.get(), stream_id, message, size)
+        self._bytes += size
+        while len(self._events) > self.max_events or (self._bytes > self.max_bytes and len(self._events) > 1):
+            _, dropped = self._events.popitem(last=False)
+            self._bytes -= dropped.size
         return event_id
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:

@@ -59,6 +59,16 @@ async def test_the_oldest_events_are_dropped_beyond_the_bound_and_cannot_anchor_
     assert await replayed(store, first) == (None, [])
 
 
+async def test_large_messages_evict_older_events_once_the_byte_bound_is_passed() -> None:
+    store = InMemoryEventStore(max_bytes=4096)
+    first = await store.store_event("1", note("x" * 3000))
+    await store.store_event("1", note("y" * 3000))
+
+    assert store.size == 1
+    assert store.bytes <= 4096
+    assert await replayed(store, first) == (None, [])
+
+
 async def test_event_ids_are_unpredictable_rather_than_counters() -> None:
     store = InMemoryEventStore()
     ids = [await store.store_event("1", None) for _ in range(50)]
