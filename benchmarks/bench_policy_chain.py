@@ -12,6 +12,7 @@ deadline, execute) over the same registry and tool. Both are driven in process t
    >= 2,000 audited calls/s. The audit chain is verified afterwards.
 
     python benchmarks/bench_policy_chain.py [--rounds 20] [--calls 100] [--throughput-calls 20000]
+                                            [--synchronous normal|full]
 
 Prints a summary and writes it to benchmarks/results/policy_chain-<UTC time>.json.
 """
@@ -95,14 +96,14 @@ def _policy() -> dict[str, Any]:
     return {"roles": {"bench": {"description": "benchmark caller"}}, "rules": rules}
 
 
-def chain_on(data_dir: Path) -> Runtime:
+def chain_on(data_dir: Path, synchronous: str = "normal") -> Runtime:
     settings = Settings.model_validate(
         {
             "server": {"data_dir": str(data_dir)},
             "policy": _policy(),
             "limits": {"backend": "sqlite", "rules": [{"name": "per-caller", "limit": 1_000_000, "period_s": 1}]},
             "quotas": {"backend": "sqlite", "daily": 1e9, "monthly": 1e10},
-            "audit": {"enabled": True},
+            "audit": {"enabled": True, "synchronous": synchronous},
         }
     )
     runtime = Runtime(settings)
@@ -186,7 +187,7 @@ async def measure_throughput(pipeline: Pipeline, total: int, concurrency: int) -
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    runtime = chain_on(data_dir)
+    runtime = chain_on(data_dir, args.synchronous)
     off = chain_off()
     async with runtime.running():
         latency = await measure_latency(runtime.pipeline, off, args.rounds, args.calls, args.warmup)
@@ -206,6 +207,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             "operations": operations,
             "operations_per_batch": round(operations / batches, 1) if batches else 0,
         },
+        "audit_synchronous": args.synchronous,
         "audit_verify": report.summary(),
         "audit_records": report.records,
     }
@@ -217,6 +219,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=100, help="calls per side per round")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--throughput-calls", type=int, default=20_000)
+    parser.add_argument("--synchronous", choices=("normal", "full"), default="normal", help="the audit's SQLite mode")
     args = parser.parse_args()
     configure_logging("warning")
     with tempfile.TemporaryDirectory(prefix="toolkiln-bench-") as tmp:
