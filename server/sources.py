@@ -29,5 +29,8 @@ def install_sources(
 
         config_dir = settings.source_path.parent if settings.source_path is not None else None
         entries = [(source, config_dir) for source in settings.sources] + [(spec, None) for spec in specs]
-        installed = install_openapi(entries, runtime.registry, run_dir=settings.server.data_dir / "run", watch=watch)
+        data_dir = settings.server.data_dir
+        installed = install_openapi(
+            entries, runtime.registry, run_dir=data_dir / "run", cache_dir=data_dir / "cache" / "openapi", watch=watch
+        )
         runtime.closers.append(installed.aclose)

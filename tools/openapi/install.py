@@ -43,10 +43,14 @@ def install_openapi(
     registry: ToolRegistry,
     *,
     run_dir: Path | None = None,
+    cache_dir: Path | None = None,
     watch: bool = False,
     poll_interval_s: float = 1.0,
 ) -> InstalledSources:
-    """Load every (settings, base folder) pair; with `watch`, start the reloader too."""
+    """Load every (settings, base folder) pair; with `watch`, start the reloader too.
+
+    `cache_dir` keeps converted specs between runs (see `tools.openapi.cache`).
+    """
     installed = InstalledSources()
     taken: set[str] = set(registry.sources())
     for settings, base_dir in entries:
@@ -56,7 +60,7 @@ def install_openapi(
         taken.add(name)
         if name != settings.source_name:
             settings = settings.model_copy(update={"name": name})
-        source = OpenApiSource(settings, registry, base_dir=base_dir)
+        source = OpenApiSource(settings, registry, base_dir=base_dir, cache_dir=cache_dir)
         try:
             source.load()
         except SetupError as exc:

@@ -15,16 +15,21 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import anyio
 import structlog
 
 from tools.errors import SetupError
-from tools.model import Tool, ToolExecutor
-from tools.openapi.build import BuiltSpec, build_spec
-from tools.openapi.convert import ToolDraft
+from tools.model import CallContext, Tool, ToolExecutor, ToolOutcome
+from tools.openapi.build import build_spec
+from tools.openapi.cache import ConversionCache
+from tools.openapi.convert import Conversion, ToolDraft
 from tools.openapi.errors import BaseUrlRefused
 from tools.openapi.executor import make_executor
+from tools.openapi.plan import OperationPlan
 from tools.openapi.report import ConversionReport
 from tools.openapi.settings import OpenApiSourceSettings
 from tools.openapi.upstream import Upstream
@@ -38,8 +43,16 @@ log = structlog.get_logger("toolkiln.openapi")
 class OpenApiSource:
     """One configured spec and the tools it currently contributes to the registry."""
 
-    def __init__(self, settings: OpenApiSourceSettings, registry: ToolRegistry, *, base_dir: Path | None = None):
+    def __init__(
+        self,
+        settings: OpenApiSourceSettings,
+        registry: ToolRegistry,
+        *,
+        base_dir: Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
+        self.cache = ConversionCache(cache_dir) if cache_dir is not None else None
         self.registry = registry
         self.base_dir = base_dir
         self.name = settings.source_name
@@ -50,6 +63,7 @@ class OpenApiSource:
         self._upstream_key: str | None = None
         self._retired: list[Upstream] = []
         self._stamp: tuple[int, int] | None = None
+        self._cache_writer: threading.Thread | None = None
         # A reload from the watcher thread and one from a signal must not interleave.
         self._lock = threading.Lock()
 
@@ -70,11 +84,10 @@ class OpenApiSource:
         """
         with self._lock:
             stamp = self._stat()
-            built = build_spec(self.settings, base_dir=self.base_dir)
-            upstream, fresh = self._upstream_for(built)
-            key = built.base_url
+            conversion, base_url, sha256 = self._convert()
+            upstream, fresh = self._upstream_for(base_url, conversion.report)
             try:
-                tools = [self._tool(draft, upstream) for draft in built.conversion.drafts]
+                tools = [self._tool(draft, upstream) for draft in conversion.drafts]
                 self.registry.replace_source(self.name, tools)
             except BaseException:
                 if fresh:
@@ -83,12 +96,12 @@ class OpenApiSource:
             if fresh and self._upstream is not None:
                 self._retired.append(self._upstream)
             self._upstream = upstream
-            self._upstream_key = key
+            self._upstream_key = base_url
             self._stamp = stamp
-            self.loaded_sha256 = built.loaded.sha256
-            self.report = built.conversion.report
+            self.loaded_sha256 = sha256
+            self.report = conversion.report
             self.last_error = None
-        report = built.conversion.report
+        report = conversion.report
         log.info(
             "openapi_source_loaded",
             source=self.name,
@@ -136,8 +149,15 @@ class OpenApiSource:
                 return False
         return True
 
+    def flush_cache(self, timeout: float | None = 30.0) -> None:
+        """Wait for the background write of a fresh conversion to the cache, if one is running."""
+        writer = self._cache_writer
+        if writer is not None:
+            writer.join(timeout)
+
     async def aclose(self) -> None:
-        """Close every connection pool this source opened."""
+        """Close every connection pool this source opened (after finishing a cache write)."""
+        await anyio.to_thread.run_sync(self.flush_cache)
         upstreams = [*self._retired, *([self._upstream] if self._upstream is not None else [])]
         self._retired, self._upstream = [], None
         for upstream in upstreams:
@@ -156,16 +176,44 @@ class OpenApiSource:
             return None
         return info.st_mtime_ns, info.st_size
 
-    def _upstream_for(self, built: BuiltSpec) -> tuple[Upstream, bool]:
-        settings = self.settings
-        if built.base_url is None:
-            raise BaseUrlRefused(f"source '{self.name}': {built.conversion.report.base_url_from}")
-        if self._upstream is not None and self._upstream_key == built.base_url:
+    def _convert(self) -> tuple[Conversion, str | None, str]:
+        """(conversion, base URL, spec sha256), from the cache when the same spec was converted."""
+        key = None
+        path = self.spec_path
+        if self.cache is not None and path is not None and not self.settings.allow_external_refs:
+            try:
+                with path.open("rb") as handle:
+                    data = handle.read(self.settings.max_spec_bytes + 1)
+            except OSError:
+                data = b""  # the build below reports the problem precisely
+            if data and len(data) <= self.settings.max_spec_bytes:
+                sha256 = hashlib.sha256(data).hexdigest()
+                key = self.cache.key(sha256, self.settings)
+                hit = self.cache.get(self.name, key)
+                if hit is not None:
+                    log.debug("openapi_cache_hit", source=self.name)
+                    return hit.conversion, hit.base_url, sha256
+        built = build_spec(self.settings, base_dir=self.base_dir)
+        if self.cache is not None and key is not None:
+            # Keyed by what was actually converted, in case the file changed in between.
+            cache, name, fresh_key = self.cache, self.name, self.cache.key(built.loaded.sha256, self.settings)
+            self._cache_writer = threading.Thread(
+                target=cache.put,
+                args=(name, fresh_key, built.conversion, built.base_url),
+                name="openapi-cache-write",
+                daemon=True,
+            )
+            self._cache_writer.start()
+        return built.conversion, built.base_url, built.loaded.sha256
+
+    def _upstream_for(self, base_url: str | None, report: ConversionReport) -> tuple[Upstream, bool]:
+        if base_url is None:
+            raise BaseUrlRefused(f"source '{self.name}': {report.base_url_from}")
+        if self._upstream is not None and self._upstream_key == base_url:
             return self._upstream, False
-        return Upstream.from_settings(built.base_url, settings), True
+        return Upstream.from_settings(base_url, self.settings), True
 
     def _tool(self, draft: ToolDraft, upstream: Upstream) -> Tool:
-        executor: ToolExecutor = make_executor(draft.plan, upstream)
         return Tool(
             name=draft.name,
             title=draft.title,
@@ -174,7 +222,29 @@ class OpenApiSource:
             output_schema=draft.output_schema,
             annotations=draft.annotations,
             tags=draft.tags,
-            executor=executor,
+            executor=_LazyExecutor(draft.plan, upstream),
             source=self.name,
             meta={"operation": f"{draft.plan.method} {draft.plan.path}", "operation_id": draft.plan.operation_id},
         )
+
+
+class _LazyExecutor:
+    """Compiles the operation's executor on its first call.
+
+    A 1,000-operation spec is served at once while most tools are never called; compiling them
+    all would delay the first tools/list. The corpus test compiles every plan, so a plan the
+    executor rejects is still caught before release, not by a caller.
+    """
+
+    __slots__ = ("_executor", "_plan", "_upstream")
+
+    def __init__(self, plan: OperationPlan, upstream: Upstream) -> None:
+        self._plan = plan
+        self._upstream = upstream
+        self._executor: ToolExecutor | None = None
+
+    async def __call__(self, arguments: Mapping[str, Any], context: CallContext) -> ToolOutcome:
+        executor = self._executor
+        if executor is None:
+            executor = self._executor = make_executor(self._plan, self._upstream)
+        return await executor(arguments, context)

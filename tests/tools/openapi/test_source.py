@@ -293,3 +293,38 @@ def test_inspect_of_a_malformed_spec_exits_2_with_the_reason(tmp_path: Path) -> 
     assert done.returncode == 2
     assert "'openapi' must be a version string" in done.stderr
     assert done.stdout == ""
+
+
+def test_a_converted_spec_is_cached_and_a_changed_spec_or_setting_misses(tmp_path: Path) -> None:
+    """The cache returns exactly the tools a fresh conversion gives; a corrupt entry is rebuilt."""
+    spec = _write(tmp_path / "api.json", _doc("alpha", "beta"))
+    cache_dir = tmp_path / "cache"
+    settings = OpenApiSourceSettings(spec=str(spec))
+    fresh = OpenApiSource(settings, ToolRegistry(), cache_dir=cache_dir)
+    fresh.load()
+    fresh.flush_cache(DEADLINE_S)
+    (entry,) = cache_dir.glob("api-*.json")
+
+    registry = ToolRegistry()
+    cached = OpenApiSource(settings, registry, cache_dir=cache_dir)
+    with capture_logs() as logs:
+        cached.load()
+    assert any(e["event"] == "openapi_cache_hit" for e in logs)
+    assert registry.sources() == {"api": ("alpha", "beta")}
+    uncached = ToolRegistry()
+    OpenApiSource(settings, uncached).load()
+    assert [(t.name, t.input_schema, t.description) for t in registry.tools()] == [
+        (t.name, t.input_schema, t.description) for t in uncached.tools()
+    ]
+
+    prefixed = OpenApiSource(settings.model_copy(update={"prefix": "p_"}), ToolRegistry(), cache_dir=cache_dir)
+    with capture_logs() as logs:
+        prefixed.load()
+    assert not any(e["event"] == "openapi_cache_hit" for e in logs)
+
+    entry.write_text("{not json")
+    with capture_logs() as logs:
+        again = ToolRegistry()
+        OpenApiSource(settings, again, cache_dir=cache_dir).load()
+    assert again.sources() == {"api": ("alpha", "beta")}
+    assert any(e["event"] == "openapi_cache_unreadable" for e in logs)
