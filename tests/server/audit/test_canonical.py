@@ -23,7 +23,7 @@ from server.audit.redact import REDACTED, Redactor
         pytest.param({"n": 3.0}, '{"n":3}', id="integral-float"),
         pytest.param({"n": -0.0}, '{"n":0}', id="negative-zero"),
         pytest.param({"n": 123.456}, '{"n":123.456}', id="plain-float"),
-        pytest.param({"s": "é\n\u2028\"\\"}, '{"s":"é\\n\u2028\\"\\\\"}', id="utf8-and-escapes"),
+        pytest.param({"s": 'é\n\u2028"\\'}, '{"s":"é\\n\u2028\\"\\\\"}', id="utf8-and-escapes"),
         pytest.param({"\ue000": 1, "\U0001f600": 2}, '{"\U0001f600":2,"\ue000":1}', id="utf16-key-order"),
     ],
 )
