@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,31 @@ from tests.support.servers import toolkiln_command
 CANARY = "canary-7f3a9c2e-SECRET"
 
 
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    """Logging configured onto a StringIO with the canary registered; everything restored after."""
+@contextmanager
+def _logging_to(buffer: io.StringIO, level: str = "info") -> Iterator[None]:
+    """Configure logging onto `buffer`; afterwards put back the root handlers and the defaults."""
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
-    buffer = io.StringIO()
-    configure_logging("info", stream=buffer, redact_keys=["x-tenant-key"])
-    SECRETS.add(CANARY)
+    configure_logging(level, stream=buffer, redact_keys=["x-tenant-key"])
     try:
-        yield buffer
+        yield
     finally:
-        SECRETS.discard(CANARY)
+        configure_logging("info")  # forgets the extra redact keys and their cached verdicts
         structlog.reset_defaults()
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    """Logging configured onto a StringIO with the canary registered."""
+    buffer = io.StringIO()
+    with _logging_to(buffer):
+        SECRETS.add(CANARY)
+        try:
+            yield buffer
+        finally:
+            SECRETS.discard(CANARY)
 
 
 def _lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -61,17 +72,10 @@ def test_every_line_is_one_json_object_with_level_and_utc_timestamp(stream: io.S
 
 def test_lines_below_the_configured_level_are_dropped() -> None:
     buffer = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    try:
-        configure_logging("warning", stream=buffer)
+    with _logging_to(buffer, "warning"):
         structlog.get_logger("t").info("quiet")
         logging.getLogger("mcp.x").info("quiet too")
         structlog.get_logger("t").warning("loud")
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
     assert [line["event"] for line in _lines(buffer)] == ["loud"]
 
 
