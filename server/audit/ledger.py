@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.audit.log import AuditLog
-from server.audit.reconcile import reconcile
+from server.audit.reconcile import reconcile, reconcile_in
 from server.audit.redact import Redactor
 from server.audit.steps import AuditCalls, AuditIntent, AuditRecorder
-from server.audit.writer import GroupCommitWriter
+from server.audit.writer import Batch, GroupCommitWriter
 from server.config import Settings
 from server.idempotency import IDEMPOTENCY_SCHEMA, IdempotencyStep, MemoryIdempotency, SqliteIdempotency
 from server.idempotency.store import IdempotencyStore
@@ -86,6 +86,7 @@ class Ledger:
                 setup=[self._setup],
                 synchronous=settings.audit.synchronous,
                 idle=self.audit_log.flush_head,
+                periodic=self._reconcile_siblings,
             )
         self.limits: LimitBackend | None = None
         if rules:
@@ -112,6 +113,18 @@ class Ledger:
             conn.execute(statement)
         self.audit_log.setup(conn)
         self.reconciled = reconcile(conn, self.audit_log)
+
+    def _reconcile_siblings(self, conn: sqlite3.Connection, batch: Batch) -> int:
+        # Another process on this host may die while this one keeps running.
+        closed = reconcile_in(conn, batch, self.audit_log)
+        self.reconciled += closed
+        return closed
+
+    async def reconcile_now(self) -> int:
+        """Reconcile dead processes' calls now instead of at the next periodic pass."""
+        if self.writer is None:
+            return 0
+        return await self.writer.run(self._reconcile_siblings)
 
     @property
     def outer_steps(self) -> list[Step]:

@@ -22,29 +22,37 @@ from server.audit.owner import owner_alive
 from server.audit.writer import Batch
 from server.limits.sqlite import settle_reservation
 
-__all__ = ["reconcile"]
+__all__ = ["reconcile", "reconcile_in"]
 
 
 def reconcile(conn: sqlite3.Connection, log: AuditLog) -> int:
-    """Reconcile every dead owner's leftovers in one transaction; returns the calls closed."""
+    """Reconcile every dead owner's leftovers in one transaction of its own (at start-up)."""
+    batch = Batch()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        closed = _reconcile(conn, log)
+        closed = reconcile_in(conn, batch, log)
+        for hook in batch.before_commit.values():
+            hook(conn, batch)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     if closed:
+        log.note_head(batch)
         log.flush_head()
     return closed
+
+
+def reconcile_in(conn: sqlite3.Connection, batch: Batch, log: AuditLog) -> int:
+    """Reconcile inside a writer batch (periodically, for siblings that died while we run)."""
+    return _reconcile(conn, batch, log)
 
 
 def _dead(owners: list[str]) -> set[str]:
     return {owner for owner in owners if not owner_alive(owner)}
 
 
-def _reconcile(conn: sqlite3.Connection, log: AuditLog) -> int:
-    batch = Batch()
+def _reconcile(conn: sqlite3.Connection, batch: Batch, log: AuditLog) -> int:
     owners = [str(row[0]) for row in conn.execute("SELECT DISTINCT owner FROM audit_open_calls")]
     owners += [
         str(row[0]) for row in conn.execute("SELECT DISTINCT owner FROM quota_reservations WHERE state = 'reserved'")
@@ -84,9 +92,6 @@ def _reconcile(conn: sqlite3.Connection, log: AuditLog) -> int:
         for (reservation_id,) in unused:
             settle_reservation(conn, str(reservation_id), charge=False)
         conn.execute("UPDATE idempotency SET state = 'orphaned' WHERE owner = ? AND state = 'pending'", (owner,))
-    for hook in batch.before_commit.values():
-        hook(conn, batch)
-    log.note_head(batch)
     return closed
 
 

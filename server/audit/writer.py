@@ -98,6 +98,8 @@ class GroupCommitWriter:
         busy_timeout_ms: int = 5000,
         idle: Callable[[], None] | None = None,
         idle_s: float = 0.05,
+        periodic: Op[Any] | None = None,
+        periodic_s: float = 30.0,
     ) -> None:
         self.path = path
         self._setup = tuple(setup)
@@ -106,6 +108,9 @@ class GroupCommitWriter:
         self._busy_timeout_ms = busy_timeout_ms
         self._idle = idle
         self._idle_s = idle_s
+        self._periodic = periodic
+        self._periodic_s = periodic_s
+        self._next_periodic = time.monotonic() + periodic_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -243,6 +248,7 @@ class GroupCommitWriter:
                 first = self._queue.get(timeout=self._idle_s)
             except queue.Empty:
                 self._run_idle()
+                self._run_periodic(conn)
                 continue
             jobs: list[_Job[Any]] = []
             item = first
@@ -261,7 +267,18 @@ class GroupCommitWriter:
                     break
             if jobs:
                 self._commit_batch(conn, jobs)
+            self._run_periodic(conn)
         self._run_idle()
+
+    def _run_periodic(self, conn: sqlite3.Connection) -> None:
+        # Checked after every batch and every idle wake-up, so it runs under load as well.
+        if self._periodic is None or time.monotonic() < self._next_periodic:
+            return
+        self._next_periodic = time.monotonic() + self._periodic_s
+        job: _Job[Any] = _Job(op=self._periodic, early=False)
+        self._commit_batch(conn, [job])
+        if job.error is not None:
+            log.error("ledger_periodic_failed", error=str(job.error)[:200])
 
     def _run_idle(self) -> None:
         if self._idle is None:

@@ -35,6 +35,7 @@ IDEMPOTENCY_SCHEMA = (
         expires_at REAL NOT NULL
     ) WITHOUT ROWID
     """,
+    "CREATE INDEX IF NOT EXISTS idempotency_pending ON idempotency (owner) WHERE state = 'pending'",
 )
 
 ClaimKind = Literal["claimed", "replay", "conflict", "in_progress", "resumed"]

@@ -323,3 +323,32 @@ def test_a_kill_after_the_upstream_request_leaves_outcome_unknown_and_a_retry_is
         ("allowed", 0, "replayed"),
     ]
     assert used == (COST * UNITS, COST * UNITS)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_a_running_server_reconciles_a_sibling_process_that_died_mid_call(tmp_path: Path, order_module: Path) -> None:
+    data_dir = tmp_path / "data"
+    from server.runtime import Runtime
+
+    runtime = Runtime(settings_for(data_dir, quotas={"daily": 100}))
+
+    async def scenario(upstream: _Upstream) -> int:
+        async with runtime.running():
+            child = subprocess.Popen(
+                [sys.executable, "-c", _SERVING_CHILD, str(data_dir), upstream.url, str(order_module)],
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                assert await anyio.to_thread.run_sync(upstream.first_arrived.wait, 30)
+                child.send_signal(signal.SIGKILL)
+            finally:
+                await anyio.to_thread.run_sync(child.wait, 10)
+            return await runtime.ledger.reconcile_now()
+
+    with _Upstream() as upstream:
+        closed = anyio.run(scenario, upstream)
+    assert closed == 1
+    outcomes = [b for b in records(data_dir / "audit.db") if b["kind"] == "outcome"]
+    assert [(o["status"], o["cost"]) for o in outcomes] == [("outcome_unknown", COST)]
+    assert _db_rows(data_dir / "audit.db", "SELECT state FROM idempotency") == [("orphaned",)]
