@@ -106,10 +106,10 @@ class ConversionCache:
     def put(self, source: str, key: str, conversion: Conversion, base_url: str | None) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            payload = json.dumps(_encode(conversion, base_url), separators=(",", ":"), ensure_ascii=False)
             handle, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+            # Streamed in chunks: no second multi-megabyte copy of the tools while the server starts.
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(payload)
+                json.dump(_encode(conversion, base_url), out, separators=(",", ":"), ensure_ascii=False)
             target = self._path(source, key)
             os.replace(temp, target)
             for stale in self.directory.glob(f"{source}-*.json"):

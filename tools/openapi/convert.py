@@ -128,6 +128,8 @@ def convert_document(
     list_limit = settings.max_list_bytes or max(8 * spec_bytes, 1024 * 1024)
     drafts, reports = _fit_source_budget(drafts, reports, list_limit)
     problems = list(doc.problems)
+    if base_url is not None and base_url.lower().startswith("http://") and base_url_from != "config":
+        problems.append(f"the spec's base URL {base_url} is plain http: requests travel unencrypted")
     if doc.webhooks:
         problems.append(f"{doc.webhooks} webhook(s) describe calls the API makes, not operations; not served")
     summary = ConversionReport(

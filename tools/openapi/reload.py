@@ -136,6 +136,8 @@ def signal_servers(run_dir: Path) -> tuple[list[int], list[Path]]:
     """SIGHUP every live `toolkiln serve` registered in `run_dir`; returns (pids, stale files removed)."""
     signalled: list[int] = []
     stale: list[Path] = []
+    if not hasattr(signal, "SIGHUP"):
+        return signalled, stale  # no SIGHUP on this platform: servers there watch their files only
     for path in pid_files(run_dir):
         try:
             pid = int(path.read_text(encoding="ascii").strip())
