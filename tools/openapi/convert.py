@@ -18,7 +18,7 @@ from tools.openapi.budget import assemble, assembled_size, collapse_unions
 from tools.openapi.document import SpecDocument
 from tools.openapi.filters import excluded_reason
 from tools.openapi.naming import NameAllocator, operation_name
-from tools.openapi.operation import Operation, OperationProblem, Parameter, read_operation_v3
+from tools.openapi.operation import Operation, OperationProblem, Parameter, read_operation_v3, security_of
 from tools.openapi.plan import OperationPlan
 from tools.openapi.refs import RefResolver
 from tools.openapi.report import ConversionReport, OperationReport
@@ -96,6 +96,8 @@ def convert_document(
         names.append(allocator.claim(settings.prefix + base, original=settings.prefix + (op_id or entry.label)))
     drafts: list[ToolDraft] = []
     reports: list[OperationReport] = []
+    # An operation without its own `security` inherits the document's: the plan gets the answer.
+    default_security = security_of(doc.security)
     for entry, name in zip(doc.operations, names, strict=True):
         raw = entry.raw if isinstance(entry.raw, dict) else {}
         op_id = raw.get("operationId") if isinstance(raw.get("operationId"), str) else None
@@ -118,6 +120,8 @@ def convert_document(
                 if doc.dialect == "2.0"
                 else read_operation_v3(entry, resolver)
             )
+            if operation.security is None and default_security is not None:
+                operation = replace(operation, security=default_security)
             draft, report = _convert_operation(operation, name, converter, settings, entry.label)
         except OperationProblem as exc:
             reports.append(OperationReport(entry.label, "skipped", reason=str(exc), operation_id=op_id))
@@ -171,7 +175,7 @@ def _convert_operation(
 ) -> tuple[ToolDraft | None, OperationReport]:
     parameters, notes = _undeclared_path_params(operation)
     if len(parameters) != len(operation.parameters):
-        operation = Operation(**{**_fields(operation), "parameters": parameters})
+        operation = replace(operation, parameters=parameters)
     args = build_arguments(operation, converter, settings.max_schema_description_chars)
     notes = [*operation.notes, *notes, *args.notes]
     flags = set(args.flags)
@@ -263,10 +267,6 @@ def _fit_source_budget(
     return drafts, [
         replace(r, reason=reason, schema_bytes=changed[r.tool]) if r.tool in changed else r for r in reports
     ]
-
-
-def _fields(operation: Operation) -> dict[str, Any]:
-    return {name: getattr(operation, name) for name in Operation.__slots__}
 
 
 def _bounded(notes: list[str]) -> tuple[str, ...]:

@@ -68,7 +68,8 @@ class OperationPlan:
     params: tuple[ParamPlan, ...] = ()
     body: BodyPlan | None = None
     # Security requirement alternatives for this operation (OpenAPI `security`): each entry maps
-    # scheme name → scopes. Empty tuple = no auth; None = inherit the document's default.
+    # scheme name → scopes. Empty tuple = no auth. The converter resolves inheritance: an operation
+    # without its own `security` gets the document's; None = the spec declares none anywhere.
     security: tuple[Mapping[str, tuple[str, ...]], ...] | None = None
     # Media type preferred in `Accept`, from the 2xx responses.
     accept: str | None = None

@@ -443,3 +443,14 @@ def test_the_configured_base_url_overrides_the_spec(tmp_path: Path) -> None:
     """THREATS O7: the admin's base URL wins over whatever the spec's `servers` says."""
     doc = _doc({"/a": {"get": {"operationId": "a", "responses": OK}}}, servers=[{"url": "http://evil.example.com"}])
     assert _build(tmp_path, doc, base_url="https://api.example.com").base_url == "https://api.example.com"
+
+
+def test_operations_inherit_the_document_security_unless_they_set_their_own(tmp_path: Path) -> None:
+    paths = {
+        "/a": {"get": {"operationId": "inherits", "responses": OK}},
+        "/b": {"get": {"operationId": "public", "security": [], "responses": OK}},
+        "/c": {"get": {"operationId": "scoped", "security": [{"oauth": ["read"]}, {"key": []}], "responses": OK}},
+    }
+    built = _build(tmp_path, _doc(paths, security=[{"key": []}]))
+    plans = {d.name: d.plan.security for d in built.conversion.drafts}
+    assert plans == {"inherits": ({"key": ()},), "public": (), "scoped": ({"oauth": ("read",)}, {"key": ()})}
