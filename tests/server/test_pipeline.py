@@ -346,22 +346,22 @@ async def test_every_problem_is_named_in_one_answer() -> None:
 
 
 @pytest.mark.parametrize(
-    "arguments",
+    ("key", "value"),
     [
-        pytest.param({"count": "9" * 10_000_000}, id="10MB-string-for-integer"),
-        pytest.param({"mode": "x" * 10_000_000}, id="10MB-string-for-enum"),
-        pytest.param({"code": "y" * 10_000_000}, id="10MB-string-past-maxLength"),
-        pytest.param({"z" * 1_000_000: 1}, id="1MB-argument-name"),
+        pytest.param("count", "9" * 10_000_000, id="10MB-string-for-integer"),
+        pytest.param("mode", "x" * 10_000_000, id="10MB-string-for-enum"),
+        pytest.param("code", "y" * 10_000_000, id="10MB-string-past-maxLength"),
+        pytest.param("z" * 1_000_000, 1, id="1MB-argument-name"),
     ],
 )
-async def test_huge_values_are_not_echoed_back(arguments: dict[str, Any]) -> None:
-    # THREATS A3
-    problems = await _validate(arguments)
+async def test_huge_values_are_not_echoed_back(key: str, value: object) -> None:
+    # THREATS A3: the answer names the problem in a few hundred characters at most.
+    problems = await _validate({key: value})
     message = InvalidArguments("typed", problems).message
     assert len(problems) == 1
     assert len(message) < 400
-    value = next(iter(arguments.values())) if isinstance(next(iter(arguments.values())), str) else ""
-    assert value[:200] not in message or value == ""
+    hostile = value if isinstance(value, str) else key
+    assert hostile[:200] not in message
 
 
 async def test_a_million_bad_array_items_cost_ten_problems_not_a_million() -> None:
