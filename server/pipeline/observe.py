@@ -15,6 +15,8 @@ __all__ = ["LogCalls"]
 
 log = structlog.get_logger("toolkiln.call")
 
+_MAX_NAME = 128
+
 
 class LogCalls(Step):
     """Outermost step: sees every outcome, including the ones earlier steps raise."""
@@ -41,7 +43,9 @@ class LogCalls(Step):
         finally:
             log.info(
                 "tool_call",
-                tool=call.name if isinstance(call.name, str) else repr(call.name)[:64],
+                # The name is the caller's text until resolved: bounded, so one request with a
+                # megabyte name cannot write a megabyte log line (JSON escapes control characters).
+                tool=call.name[:_MAX_NAME] if isinstance(call.name, str) else repr(call.name)[:_MAX_NAME],
                 principal=call.context.principal.id,
                 outcome=outcome,
                 ms=round((time.perf_counter() - started) * 1000, 3),

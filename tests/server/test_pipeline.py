@@ -578,3 +578,20 @@ async def test_every_call_logs_one_line_with_its_outcome_and_never_its_arguments
     ]
     assert all(entry["principal"] == "local" and entry["ms"] >= 0 for entry in lines)
     assert "secret-argument-value" not in repr(logs)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("n" * 1_000_000, id="megabyte-name"),
+        pytest.param('evil\r\n{"event": "forged"}\x1b[2J' + "x" * 500, id="crlf-ansi-name"),
+    ],
+)
+async def test_a_hostile_tool_name_is_logged_bounded(name: str) -> None:
+    # THREATS A3: the log line carries at most 128 characters of a name the caller made up.
+    pipeline = build_pipeline(ToolRegistry(), call_timeout_s=5)
+    with capture_logs() as logs, pytest.raises(UnknownTool):
+        await pipeline.call_tool(name, {}, _context())
+    (line,) = [entry for entry in logs if entry["event"] == "tool_call"]
+    assert line["tool"] == name[:128]
+    assert line["outcome"] == "rejected"
