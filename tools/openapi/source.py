@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from tools.registry import ToolRegistry
 __all__ = ["OpenApiSource"]
 
 log = structlog.get_logger("toolkiln.openapi")
+_CACHE_WRITE_DELAY_S = 5.0
 
 
 class OpenApiSource:
@@ -63,7 +64,7 @@ class OpenApiSource:
         self._upstream_key: str | None = None
         self._retired: list[Upstream] = []
         self._stamp: tuple[int, int] | None = None
-        self._cache_writer: threading.Thread | None = None
+        self._cache_write: _DeferredWrite | None = None
         # A reload from the watcher thread and one from a signal must not interleave.
         self._lock = threading.Lock()
 
@@ -149,11 +150,11 @@ class OpenApiSource:
                 return False
         return True
 
-    def flush_cache(self, timeout: float | None = 30.0) -> None:
-        """Wait for the background write of a fresh conversion to the cache, if one is running."""
-        writer = self._cache_writer
-        if writer is not None:
-            writer.join(timeout)
+    def flush_cache(self) -> None:
+        """Write a fresh conversion to the cache now if it is still pending (or wait for it)."""
+        pending = self._cache_write
+        if pending is not None:
+            pending.run_now()
 
     async def aclose(self) -> None:
         """Close every connection pool this source opened (after finishing a cache write)."""
@@ -197,13 +198,9 @@ class OpenApiSource:
         if self.cache is not None and key is not None:
             # Keyed by what was actually converted, in case the file changed in between.
             cache, name, fresh_key = self.cache, self.name, self.cache.key(built.loaded.sha256, self.settings)
-            self._cache_writer = threading.Thread(
-                target=cache.put,
-                args=(name, fresh_key, built.conversion, built.base_url),
-                name="openapi-cache-write",
-                daemon=True,
+            self._cache_write = _DeferredWrite(
+                lambda: cache.put(name, fresh_key, built.conversion, built.base_url), _CACHE_WRITE_DELAY_S
             )
-            self._cache_writer.start()
         return built.conversion, built.base_url, built.loaded.sha256
 
     def _upstream_for(self, base_url: str | None, report: ConversionReport) -> tuple[Upstream, bool]:
@@ -226,6 +223,30 @@ class OpenApiSource:
             source=self.name,
             meta={"operation": f"{draft.plan.method} {draft.plan.path}", "operation_id": draft.plan.operation_id},
         )
+
+
+class _DeferredWrite:
+    """Runs `write` once: after `delay` seconds on a timer thread, or earlier via `run_now`.
+
+    Serializing a large conversion competes for the interpreter with the server's start-up (the
+    first tools/list), so it waits until that is over; shutdown runs it at once.
+    """
+
+    def __init__(self, write: Callable[[], None], delay: float) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(delay, self.run_now)
+        self._timer.name = "openapi-cache-write"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def run_now(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if not self._done:
+                self._done = True
+                self._write()
 
 
 class _LazyExecutor:

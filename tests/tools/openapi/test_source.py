@@ -302,7 +302,7 @@ def test_a_converted_spec_is_cached_and_a_changed_spec_or_setting_misses(tmp_pat
     settings = OpenApiSourceSettings(spec=str(spec))
     fresh = OpenApiSource(settings, ToolRegistry(), cache_dir=cache_dir)
     fresh.load()
-    fresh.flush_cache(DEADLINE_S)
+    fresh.flush_cache()
     (entry,) = cache_dir.glob("api-*.json")
 
     registry = ToolRegistry()
