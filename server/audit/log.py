@@ -147,8 +147,9 @@ class AuditLog:
             (call_id, owner, seq, principal, tool, source),
         )
 
-    def close_call(self, conn: sqlite3.Connection, call_id: str) -> None:
-        conn.execute("DELETE FROM audit_open_calls WHERE call_id = ?", (call_id,))
+    def close_call(self, conn: sqlite3.Connection, call_id: str) -> bool:
+        """Forget the call's open intent; whether there was one."""
+        return conn.execute("DELETE FROM audit_open_calls WHERE call_id = ?", (call_id,)).rowcount > 0
 
     def _checkpoint(self, conn: sqlite3.Connection, batch: Batch) -> None:
         seq, digest = batch.cache["audit_head"]

@@ -107,18 +107,19 @@ class AuditRecorder:
         log = self.log
 
         def op(conn: sqlite3.Connection, batch: Batch) -> int:
-            if intent is not None:
+            # An intent whose commit the caller stopped waiting for (cancelled) may still have
+            # landed: then it is open, and must not be written twice.
+            if intent is not None and not log.close_call(conn, call_id):
                 log.append(
                     conn, batch, kind="intent", call_id=call_id, principal=principal, tool=tool, status=None,
                     fields=intent,
                 )  # fmt: skip
-            seq = log.append(
+            elif intent is None:
+                log.close_call(conn, call_id)
+            return log.append(
                 conn, batch, kind="outcome", call_id=call_id, principal=principal, tool=tool, status=status,
                 fields=fields,
             )  # fmt: skip
-            if intent is None:
-                log.close_call(conn, call_id)
-            return seq
 
         await self._run(op)
 

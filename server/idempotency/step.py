@@ -108,7 +108,12 @@ class IdempotencyStep(Step):
         fingerprint = _fingerprint(call.checked_arguments, self._settings.argument)
         call_id = notes.call_id(call.notes)
         ttl = self._settings.ttl_s
-        claim = await self._store.claim(scope, fingerprint, call_id, ttl)
+        try:
+            claim = await self._store.claim(scope, fingerprint, call_id, ttl)
+        except BaseException:
+            # Cancelled while waiting: a claim that lands anyway must not block retries.
+            self._store.release(scope, call_id)
+            raise
         if claim.kind == "replay" and claim.result is not None:
             call.notes[notes.IDEMPOTENCY] = "replayed"
             return load_result(claim.result)

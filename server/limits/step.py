@@ -87,7 +87,13 @@ class LimitStep(Step):
             finally:
                 call.notes[notes.COST] = from_units(units) if _charged(call) else 0
         reservation = notes.call_id(call.notes)
-        decision = await self._quota.reserve(reservation, principal.id, units, budgets, force=self._quota_shadow)
+        try:
+            decision = await self._quota.reserve(reservation, principal.id, units, budgets, force=self._quota_shadow)
+        except BaseException:
+            # Cancelled while waiting: the reservation may still be made; it must not leak.
+            with anyio.CancelScope(shield=True):
+                await self._quota.settle(reservation, charge=False)
+            raise
         if not decision.allowed:
             error = QuotaExceeded(
                 period=decision.period or "daily",

@@ -224,3 +224,41 @@ async def test_hostile_argument_values_are_bounded_and_stored_as_data(tmp_path: 
     assert f"{len(hostile)} chars, sha256:" in stored
     assert len(stored) < 200
     assert len(intent["arguments"]["items"]) == 65
+
+
+async def test_a_call_cancelled_while_its_intent_commits_gets_one_intent_and_one_outcome(tmp_path: Path) -> None:
+    import threading
+
+    ran: list[str] = []
+
+    async def mutate(arguments: Mapping[str, Any], _context: CallContext) -> ToolResult:
+        ran.append("ran")
+        return ToolResult.text("mutated")
+
+    runtime = make_runtime(tmp_path, [_tool("mutate", mutate)])
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(_conn: sqlite3.Connection, _batch: Any) -> None:
+        entered.set()
+        gate.wait(10)
+
+    async with runtime.running():
+        writer = runtime.ledger.writer
+        assert writer is not None
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(writer.run, hold)
+            await anyio.to_thread.run_sync(entered.wait, 10)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, runtime, "mutate", {})
+                while writer._queue.qsize() == 0:  # the call is now waiting for its intent's commit
+                    await anyio.sleep(0)
+                tg.cancel_scope.cancel()
+                gate.set()  # the cancelled call's outcome write waits behind the held batch
+        await call(runtime, "mutate", {"n": 2})
+    bodies = records(tmp_path / "audit.db")
+    first = [b for b in bodies if b["call_id"] == bodies[0]["call_id"]]
+    assert [(b["kind"], b["status"]) for b in first] == [("intent", None), ("outcome", "cancelled")]
+    assert ran == ["ran"]  # only the second call ran
+    conn = sqlite3.connect(tmp_path / "audit.db")
+    assert conn.execute("SELECT count(*) FROM audit_open_calls").fetchone() == (0,)
+    conn.close()
