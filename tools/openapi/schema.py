@@ -174,11 +174,20 @@ class SchemaConverter:
         self._pending: list[Def] = []
         self._stack: list[_Context] = []
         self._merge_depth = 0
+        self._memo: dict[tuple[int, str], tuple[Any, Converted]] = {}
 
     # ---- public ----------------------------------------------------------------------------
 
     def convert(self, raw: Any, base: str) -> Converted:
-        """`raw` as JSON Schema 2020-12; its references become `$defs` names (see `closure`)."""
+        """`raw` as JSON Schema 2020-12; its references become `$defs` names (see `closure`).
+
+        The result is shared (a parameter `$ref`-ed by 500 operations is converted once): treat it
+        as immutable.
+        """
+        memo_key = (id(raw), base)
+        memo = self._memo.get(memo_key)
+        if memo is not None and memo[0] is raw:
+            return memo[1]
         ctx = _Context()
         self._stack.append(ctx)
         try:
@@ -186,13 +195,17 @@ class SchemaConverter:
         finally:
             self._stack.pop()
         self._drain()
-        return Converted(
+        converted = Converted(
             schema=schema,
             refs=_live(ctx.refs),
             problems=tuple(ctx.problems),
             notes=tuple(ctx.notes),
             flags=frozenset(ctx.flags),
         )
+        if isinstance(raw, dict):
+            # The raw object is kept with the result, so its id cannot be reused by another.
+            self._memo[memo_key] = (raw, converted)
+        return converted
 
     def closure(self, names: Iterable[str]) -> list[Def]:
         """Every definition reachable from `names`, sorted by name."""
