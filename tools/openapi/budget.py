@@ -4,17 +4,23 @@ Sizes are computed from each shared definition's cached size, so measuring 1,000
 serialize their `$defs` 1,000 times. Past the budget a tool first loses its `outputSchema`
 (results still arrive, just undescribed), then its unions below the top level collapse into one
 described schema; if it is still too large it is skipped, and the report says which happened.
+A whole source has a budget too (its tools/list): past it, the largest outputSchemas go first.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from tools.openapi.report import OperationReport
 from tools.openapi.schema import DEFS_PREFIX, Def, json_size
 
-__all__ = ["assemble", "assembled_size", "collapse_unions"]
+if TYPE_CHECKING:
+    from tools.openapi.convert import ToolDraft
+
+__all__ = ["assemble", "assembled_size", "collapse_unions", "fit_source_budget"]
 
 
 def assembled_size(top: Mapping[str, Any], defs: Sequence[Def]) -> int:
@@ -87,3 +93,24 @@ def _refs(node: Any) -> list[str]:
         elif isinstance(item, list):
             stack.extend(item)
     return found
+
+
+def fit_source_budget(
+    drafts: list[ToolDraft], reports: list[OperationReport], limit: int
+) -> tuple[list[ToolDraft], list[OperationReport]]:
+    """Drop outputSchemas, largest first, until the source's whole tools/list fits `limit`."""
+    total = sum(d.input_bytes + d.output_bytes + len(d.description) for d in drafts)
+    if total <= limit:
+        return drafts, reports
+    by_name = {d.name: i for i, d in enumerate(drafts)}
+    changed: dict[str, int] = {}
+    for draft in sorted((d for d in drafts if d.output_schema is not None), key=lambda d: (-d.output_bytes, d.name)):
+        drafts[by_name[draft.name]] = replace(draft, output_schema=None, output_bytes=0)
+        changed[draft.name] = draft.input_bytes
+        total -= draft.output_bytes
+        if total <= limit:
+            break
+    reason = f"degraded: outputSchema dropped (the source's tools/list is over its {limit:,} B budget)"
+    return drafts, [
+        replace(r, reason=reason, schema_bytes=changed[r.tool]) if r.tool in changed else r for r in reports
+    ]

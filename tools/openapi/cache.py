@@ -47,6 +47,7 @@ _CONVERTER_MODULES = (
     "report",
     "schema",
     "schema_graph",
+    "schema_keywords",
     "schema_merge",
     "settings",
     "swagger2",

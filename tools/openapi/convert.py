@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from tools.model import ToolAnnotations
 from tools.openapi.arguments import Arguments, build_arguments, inline_target, pick_media
-from tools.openapi.budget import assemble, assembled_size, collapse_unions
+from tools.openapi.budget import assemble, assembled_size, collapse_unions, fit_source_budget
 from tools.openapi.document import SpecDocument
 from tools.openapi.filters import excluded_reason
 from tools.openapi.naming import NameAllocator, operation_name
@@ -130,7 +130,7 @@ def convert_document(
         if draft is not None:
             drafts.append(draft)
     list_limit = settings.max_list_bytes or max(8 * spec_bytes, 1024 * 1024)
-    drafts, reports = _fit_source_budget(drafts, reports, list_limit)
+    drafts, reports = fit_source_budget(drafts, reports, list_limit)
     problems = list(doc.problems)
     if base_url is not None and base_url.lower().startswith("http://") and base_url_from != "config":
         problems.append(f"the spec's base URL {base_url} is plain http: requests travel unencrypted")
@@ -246,27 +246,6 @@ def _convert_operation(
         flags=tuple(sorted(flags)),
     )
     return draft, report
-
-
-def _fit_source_budget(
-    drafts: list[ToolDraft], reports: list[OperationReport], limit: int
-) -> tuple[list[ToolDraft], list[OperationReport]]:
-    """Drop outputSchemas, largest first, until the source's whole tools/list fits `limit`."""
-    total = sum(d.input_bytes + d.output_bytes + len(d.description) for d in drafts)
-    if total <= limit:
-        return drafts, reports
-    by_name = {d.name: i for i, d in enumerate(drafts)}
-    changed: dict[str, int] = {}
-    for draft in sorted((d for d in drafts if d.output_schema is not None), key=lambda d: (-d.output_bytes, d.name)):
-        drafts[by_name[draft.name]] = replace(draft, output_schema=None, output_bytes=0)
-        changed[draft.name] = draft.input_bytes
-        total -= draft.output_bytes
-        if total <= limit:
-            break
-    reason = f"degraded: outputSchema dropped (the source's tools/list is over its {limit:,} B budget)"
-    return drafts, [
-        replace(r, reason=reason, schema_bytes=changed[r.tool]) if r.tool in changed else r for r in reports
-    ]
 
 
 def _bounded(notes: list[str]) -> tuple[str, ...]:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.openapi import schema_keywords as kw
 from tools.openapi.naming import fit, sanitize
 from tools.openapi.refs import RefResolver, UnresolvableRef
 from tools.openapi.schema_merge import merge_all_of
@@ -35,80 +35,6 @@ __all__ = ["DEFS_PREFIX", "Converted", "Def", "SchemaConverter", "json_size"]
 DEFS_PREFIX = "#/$defs/"
 MAX_INLINE_DEPTH = 48
 MAX_MERGE_DEPTH = 8
-_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
-# What each JSON Schema keyword is, for one dictionary lookup per key while converting.
-(
-    _TYPE,
-    _TEXT,
-    _PROPERTIES,
-    _REF,
-    _ITEMS,
-    _STRING,
-    _REQUIRED,
-    _ENUM,
-    _MANY,
-    _BOOLEAN,
-    _ANY_VALUE,
-    _NUMBER,
-    _COUNT,
-    _PATTERN,
-    _CHILD,
-    _SAME,
-    _PREFIX_ITEMS,
-    _PATTERN_PROPERTIES,
-    _DEPENDENT_SCHEMAS,
-    _DEPENDENT_REQUIRED,
-) = range(1, 21)
-_KIND: dict[str, int] = {
-    "type": _TYPE,
-    "description": _TEXT,
-    "title": _TEXT,
-    "properties": _PROPERTIES,
-    "$ref": _REF,
-    "items": _ITEMS,
-    "format": _STRING,
-    "contentEncoding": _STRING,
-    "contentMediaType": _STRING,
-    "required": _REQUIRED,
-    "enum": _ENUM,
-    # Subschemas applying to the same instance: a reference here can loop without consuming input.
-    "allOf": _MANY,
-    "anyOf": _MANY,
-    "oneOf": _MANY,
-    "not": _SAME,
-    "if": _SAME,
-    "then": _SAME,
-    "else": _SAME,
-    "uniqueItems": _BOOLEAN,
-    "deprecated": _BOOLEAN,
-    "readOnly": _BOOLEAN,
-    "writeOnly": _BOOLEAN,
-    "const": _ANY_VALUE,
-    "default": _ANY_VALUE,
-    "maximum": _NUMBER,
-    "minimum": _NUMBER,
-    "exclusiveMaximum": _NUMBER,
-    "exclusiveMinimum": _NUMBER,
-    "multipleOf": _NUMBER,
-    "maxLength": _COUNT,
-    "minLength": _COUNT,
-    "maxItems": _COUNT,
-    "minItems": _COUNT,
-    "maxProperties": _COUNT,
-    "minProperties": _COUNT,
-    "minContains": _COUNT,
-    "maxContains": _COUNT,
-    "pattern": _PATTERN,
-    "additionalProperties": _CHILD,
-    "unevaluatedProperties": _CHILD,
-    "propertyNames": _CHILD,
-    "contains": _CHILD,
-    "unevaluatedItems": _CHILD,
-    "prefixItems": _PREFIX_ITEMS,
-    "patternProperties": _PATTERN_PROPERTIES,
-    "dependentSchemas": _DEPENDENT_SCHEMAS,
-    "dependentRequired": _DEPENDENT_REQUIRED,
-}
 
 
 def json_size(value: Any) -> int:
@@ -327,79 +253,79 @@ class SchemaConverter:
             return {}
         out: dict[str, Any] = {}
         for key, value in raw.items():
-            kind = _KIND.get(key)
+            kind = kw.KIND.get(key)
             if kind is None:
                 continue  # not JSON Schema (example, xml, x-*, nullable…) or re-basing ($id…)
-            if kind == _TYPE:
-                if value.__class__ is str and value in _TYPES:
+            if kind == kw.TYPE:
+                if value.__class__ is str and value in kw.TYPES:
                     out["type"] = value
                 else:
                     self._type(out, value)
-            elif kind == _TEXT:
+            elif kind == kw.TEXT:
                 text = clean_text(value, self.description_limit, single_line=key == "title")
                 if text.text:
                     out[key] = text.text
                     if text.flags:
                         ctx.flags.update(text.flags)
-            elif kind == _PROPERTIES:
+            elif kind == kw.PROPERTIES:
                 if isinstance(value, dict):
                     out["properties"] = {str(k): self._node(v, base, depth + 1, False) for k, v in value.items()}
-            elif kind == _REF:
+            elif kind == kw.REF:
                 name = self._ref(value, base, shallow)
                 if name is None:
                     return {}
                 out["$ref"] = DEFS_PREFIX + name
-            elif kind == _ITEMS:
+            elif kind == kw.ITEMS:
                 if isinstance(value, list):
                     out["prefixItems"] = [self._node(v, base, depth + 1, False) for v in value]
                 else:
                     out["items"] = self._node(value, base, depth + 1, False)
-            elif kind == _STRING:
+            elif kind == kw.STRING:
                 if isinstance(value, str):
                     out[key] = value
-            elif kind == _REQUIRED:
+            elif kind == kw.REQUIRED:
                 if isinstance(value, list):
                     names = list(dict.fromkeys(v for v in value if isinstance(v, str)))
                     if names:
                         out["required"] = names
-            elif kind == _ENUM:
+            elif kind == kw.ENUM:
                 if isinstance(value, list) and value:
                     out["enum"] = value
-            elif kind == _MANY:
+            elif kind == kw.MANY:
                 if isinstance(value, list) and value:
                     target = "anyOf" if key == "oneOf" else key
                     converted = [self._node(v, base, depth + 1, shallow) for v in value]
                     out[target] = [*out.get(target, []), *converted]
-            elif kind == _BOOLEAN:
+            elif kind == kw.BOOLEAN:
                 if isinstance(value, bool):
                     out[key] = value
-            elif kind == _ANY_VALUE:
+            elif kind == kw.ANY_VALUE:
                 out[key] = value
-            elif kind == _NUMBER:
-                if _is_number(value) and (key != "multipleOf" or value > 0):
+            elif kind == kw.NUMBER:
+                if kw.is_number(value) and (key != "multipleOf" or value > 0):
                     out[key] = value
-            elif kind == _COUNT:
-                if _is_number(value) and value >= 0 and value == int(value):
+            elif kind == kw.COUNT:
+                if kw.is_number(value) and value >= 0 and value == int(value):
                     out[key] = int(value)
-            elif kind == _PATTERN:
-                if isinstance(value, str) and _compiles(value):
+            elif kind == kw.PATTERN:
+                if isinstance(value, str) and kw.compiles(value):
                     out["pattern"] = value
                 else:
                     ctx.notes.append(f"pattern {str(value)[:60]!r} is not a usable regular expression; not checked")
-            elif kind == _CHILD:
+            elif kind == kw.CHILD:
                 out[key] = self._node(value, base, depth + 1, False)
-            elif kind == _SAME:
+            elif kind == kw.SAME:
                 out[key] = self._node(value, base, depth + 1, shallow)
-            elif kind == _PREFIX_ITEMS:
+            elif kind == kw.PREFIX_ITEMS:
                 if isinstance(value, list):
                     out["prefixItems"] = [self._node(v, base, depth + 1, False) for v in value]
-            elif kind == _PATTERN_PROPERTIES:
+            elif kind == kw.PATTERN_PROPERTIES:
                 if isinstance(value, dict):
-                    out[key] = {k: self._node(v, base, depth + 1, False) for k, v in value.items() if _compiles(k)}
-            elif kind == _DEPENDENT_SCHEMAS:
+                    out[key] = {k: self._node(v, base, depth + 1, False) for k, v in value.items() if kw.compiles(k)}
+            elif kind == kw.DEPENDENT_SCHEMAS:
                 if isinstance(value, dict):
                     out[key] = {str(k): self._node(v, base, depth + 1, shallow) for k, v in value.items()}
-            elif kind == _DEPENDENT_REQUIRED and isinstance(value, dict):
+            elif kind == kw.DEPENDENT_REQUIRED and isinstance(value, dict):
                 out[key] = {
                     str(k): list(dict.fromkeys(x for x in v if isinstance(x, str)))
                     for k, v in value.items()
@@ -413,7 +339,7 @@ class SchemaConverter:
         if "allOf" in out:
             out = merge_all_of(self, out, shallow)
         if raw.get("nullable") is True or raw.get("x-nullable") is True:
-            out = _nullable(out)
+            out = kw.nullable(out)
         return out
 
     def inherit(self, definition: Def, shallow: bool) -> None:
@@ -434,10 +360,10 @@ class SchemaConverter:
         if value == "file":
             out["type"] = "string"
             out.setdefault("format", "binary")
-        elif isinstance(value, str) and value in _TYPES:
+        elif isinstance(value, str) and value in kw.TYPES:
             out["type"] = value
         elif isinstance(value, list):
-            kinds = list(dict.fromkeys(v for v in value if isinstance(v, str) and v in _TYPES))
+            kinds = list(dict.fromkeys(v for v in value if isinstance(v, str) and v in kw.TYPES))
             if kinds:
                 out["type"] = kinds if len(kinds) > 1 else kinds[0]
         else:
@@ -451,47 +377,9 @@ class SchemaConverter:
                 out[flag] = out.pop(bound)
 
 
-_ANNOTATIONS = ("title", "description", "default", "deprecated", "readOnly", "writeOnly")
-
-
-def _nullable(out: dict[str, Any]) -> dict[str, Any]:
-    kind = out.get("type")
-    if isinstance(kind, str | list):
-        kinds = [kind] if isinstance(kind, str) else kind
-        if "null" not in kinds:
-            out["type"] = [*kinds, "null"]
-    elif any(k in out for k in ("$ref", "anyOf", "allOf", "not", "if", "const")):
-        outer = {k: out.pop(k) for k in _ANNOTATIONS if k in out}
-        return {**outer, "anyOf": [out, {"type": "null"}]}
-    enum = out.get("enum")
-    if isinstance(enum, list) and None not in enum:
-        out["enum"] = [*enum, None]
-    return out
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _count(counts: dict[str, int], name: str, delta: int) -> None:
     counts[name] = counts.get(name, 0) + delta
 
 
 def _live(counts: dict[str, int]) -> frozenset[str]:
     return frozenset(name for name, count in counts.items() if count > 0)
-
-
-_PATTERNS: dict[str, bool] = {}
-
-
-def _compiles(pattern: str) -> bool:
-    known = _PATTERNS.get(pattern)
-    if known is None:
-        try:
-            re.compile(pattern)
-            known = True
-        except (re.error, RecursionError, OverflowError, ValueError):
-            known = False
-        if len(_PATTERNS) < 10_000:
-            _PATTERNS[pattern] = known
-    return known
