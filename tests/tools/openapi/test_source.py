@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from tests.support.servers import serve_http
 from tools.openapi.install import install_openapi
-from tools.openapi.reload import Reloader
+from tools.openapi.reload import Reloader, signal_servers
 from tools.openapi.settings import OpenApiSourceSettings
 from tools.openapi.source import OpenApiSource
 from tools.registry import ToolRegistry
@@ -328,3 +328,20 @@ def test_a_converted_spec_is_cached_and_a_changed_spec_or_setting_misses(tmp_pat
         OpenApiSource(settings, again, cache_dir=cache_dir).load()
     assert again.sources() == {"api": ("alpha", "beta")}
     assert any(e["event"] == "openapi_cache_unreadable" for e in logs)
+
+
+def test_reload_never_signals_a_live_process_that_is_not_a_toolkiln_server(tmp_path: Path) -> None:
+    """A pid file whose pid now belongs to another program is dropped, never signalled."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        stale = run_dir / f"serve-{sleeper.pid}.pid"
+        stale.write_text(f"{sleeper.pid}\n")
+        signalled, removed = signal_servers(run_dir)
+        assert signalled == []
+        assert removed == [stale]
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
