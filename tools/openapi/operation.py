@@ -112,7 +112,8 @@ def _tags(raw: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
 
 
-def _parameter(raw: Any, base: str, resolver: RefResolver, index: int) -> Parameter | None:
+def _parameter(raw: Any, base: str, resolver: RefResolver, index: int) -> Parameter | str:
+    """The parameter, or the name of an ignored header parameter."""
     try:
         param, base = resolver.deref(raw, base)
     except UnresolvableRef as exc:
@@ -125,7 +126,7 @@ def _parameter(raw: Any, base: str, resolver: RefResolver, index: int) -> Parame
     if location not in _LOCATIONS:
         raise OperationProblem(f"parameter {name!r}: unsupported location 'in: {location}'")
     if location == "header" and name.lower() in _IGNORED_HEADERS:
-        return None
+        return name
     schema = param.get("schema")
     media_type = None
     content = param.get("content")
@@ -151,13 +152,19 @@ def _parameter(raw: Any, base: str, resolver: RefResolver, index: int) -> Parame
 
 
 def merge_parameters(
-    shared: Iterable[Any], own: Iterable[Any], base: str, resolver: RefResolver
+    shared: Iterable[Any], own: Iterable[Any], base: str, resolver: RefResolver, notes: list[str] | None = None
 ) -> tuple[Parameter, ...]:
-    """Path-item parameters overridden by the operation's own, keyed by (name, location)."""
+    """Path-item parameters overridden by the operation's own, keyed by (name, location).
+
+    Header parameters the request sets itself are left out, with a line in `notes`.
+    """
     merged: dict[tuple[str, str], Parameter] = {}
     for index, raw in enumerate([*shared, *own]):
         param = _parameter(raw, base, resolver, index)
-        if param is not None:
+        if isinstance(param, str):
+            if notes is not None:
+                notes.append(f"header parameter {param!r} is set by the request itself; not an argument")
+        else:
             merged[(param.name, param.location)] = param
     return tuple(merged.values())
 
@@ -194,7 +201,8 @@ def read_operation_v3(entry: OperationEntry, resolver: RefResolver) -> Operation
     own = raw.get("parameters", [])
     if not isinstance(own, list):
         raise OperationProblem("'parameters' is not a list")
-    parameters = merge_parameters(entry.path_parameters, own, entry.base_uri, resolver)
+    notes: list[str] = []
+    parameters = merge_parameters(entry.path_parameters, own, entry.base_uri, resolver, notes)
     body = None
     if "requestBody" in raw:
         try:
@@ -233,4 +241,5 @@ def read_operation_v3(entry: OperationEntry, resolver: RefResolver) -> Operation
         request_body=body,
         responses=tuple(responses),
         security=security_of(raw.get("security")),
+        notes=tuple(notes),
     )

@@ -101,6 +101,7 @@ def read_operation_v2(entry: OperationEntry, root: Mapping[str, Any], resolver: 
             form.append(param)
         elif location in ("path", "query", "header", "cookie"):
             if location == "header" and name.lower() in ("accept", "content-type", "authorization"):
+                notes.append(f"header parameter {name!r} is set by the request itself; not an argument")
                 continue
             fmt = param.get("collectionFormat", "csv")
             style, explode = _COLLECTION.get(fmt if isinstance(fmt, str) else "csv", ("form", False))

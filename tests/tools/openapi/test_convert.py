@@ -454,3 +454,11 @@ def test_operations_inherit_the_document_security_unless_they_set_their_own(tmp_
     built = _build(tmp_path, _doc(paths, security=[{"key": []}]))
     plans = {d.name: d.plan.security for d in built.conversion.drafts}
     assert plans == {"inherits": ({"key": ()},), "public": (), "scoped": ({"oauth": ("read",)}, {"key": ()})}
+
+
+def test_headers_the_request_sets_itself_are_not_arguments_and_the_report_says_so(tmp_path: Path) -> None:
+    params = [{"name": "Authorization", "in": "header", "schema": {"type": "string"}}]
+    built = _build(tmp_path, _doc({"/a": {"get": {"operationId": "a", "parameters": params, "responses": OK}}}))
+    (draft,) = built.conversion.drafts
+    assert draft.input_schema["properties"] == {}
+    assert any("'Authorization' is set by the request itself" in n for n in built.conversion.report.operations[0].notes)
