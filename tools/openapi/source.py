@@ -195,13 +195,16 @@ class OpenApiSource:
                     log.debug("openapi_cache_hit", source=self.name)
                     return hit.conversion, hit.base_url, sha256
         built = build_spec(self.settings, base_dir=self.base_dir)
+        # Only the results are kept: the parsed document (~7x the spec's bytes) is freed here.
+        conversion, base_url, sha256 = built.conversion, built.base_url, built.loaded.sha256
+        del built
         if self.cache is not None and key is not None:
             # Keyed by what was actually converted, in case the file changed in between.
-            cache, name, fresh_key = self.cache, self.name, self.cache.key(built.loaded.sha256, self.settings)
+            cache, name, fresh_key = self.cache, self.name, self.cache.key(sha256, self.settings)
             self._cache_write = _DeferredWrite(
-                lambda: cache.put(name, fresh_key, built.conversion, built.base_url), _CACHE_WRITE_DELAY_S
+                lambda: cache.put(name, fresh_key, conversion, base_url), _CACHE_WRITE_DELAY_S
             )
-        return built.conversion, built.base_url, built.loaded.sha256
+        return conversion, base_url, sha256
 
     def _upstream_for(self, base_url: str | None, report: ConversionReport) -> tuple[Upstream, bool]:
         if base_url is None:
