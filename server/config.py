@@ -29,6 +29,7 @@ __all__ = [
     "LimitRule",
     "LimitSettings",
     "LoggingSettings",
+    "ModulesSettings",
     "QuotaBudget",
     "QuotaSettings",
     "ServerSettings",
@@ -130,6 +131,22 @@ class IdempotencySettings(_Frozen):
     max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
+class ModulesSettings(_Frozen):
+    """`[modules]`: sandboxed adapter modules in `<data_dir>/modules/<name>/<version>/`."""
+
+    enabled: bool = True
+    # How often a server looks for registry changes (CLI approvals) and re-hashes loaded modules.
+    poll_interval_s: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
+    # Auto-disable once failure points reach this: each failed call is 1 point (a success
+    # clears them), each sandbox violation `violation_weight` points (never cleared).
+    failure_threshold: int = Field(default=5, ge=1, le=1000)
+    violation_weight: int = Field(default=5, ge=1, le=1000)
+    # Let an admin approve through an MCP elicitation to the host, besides the CLI.
+    approve_by_elicitation: bool = True
+    max_files: int = Field(default=64, ge=1, le=4096)
+    max_file_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+
 class Settings(_Frozen):
     """Everything toolkiln reads from its config file; immutable after start-up."""
 
@@ -148,6 +165,7 @@ class Settings(_Frozen):
     # OpenAPI documents served as tools: one `[[sources]]` table each.
     sources: tuple[OpenApiSourceSettings, ...] = ()
     conformance_fixtures: bool = False
+    modules: ModulesSettings = ModulesSettings()
     # Where the settings came from, for messages; not a config key.
     source_path: Path | None = Field(default=None, exclude=True)
 
