@@ -1,0 +1,48 @@
+"""Worker entry point: `python -I -S toolkiln_worker/__main__.py CONFIG_JSON` (started by the server).
+
+Order matters: take the socket, confine the process, and only then import the module's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+
+def main() -> int:
+    config = json.loads(sys.argv[1])
+    sys.path[:0] = [config["sdk"]]
+    from toolkiln_module import _channel
+    from toolkiln_worker import confine, serve
+
+    chan = _channel.Channel(socket.socket(fileno=config["channel_fd"]))
+    _channel.install(chan)
+    module_root = config["module"]
+    read_fds = [os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in ("/usr", module_root, config["sdk"])]
+    write_fds = [os.open(config["scratch"], os.O_RDONLY | os.O_DIRECTORY)] if config.get("scratch") else []
+    try:
+        abi = confine.apply(config["limits"], read_fds, write_fds)
+    except OSError as exc:
+        chan.send({"op": "failed", "stage": "confine", "error": f"sandbox setup failed: {exc}"})
+        return 2
+    for fd in (*read_fds, *write_fds):
+        os.close(fd)
+    confine.block_imports()
+    os.chdir(module_root)
+    sys.path.insert(0, module_root)
+    try:
+        serve.load_entry(module_root, config["entry"])
+        tools = [definition.describe() for definition in serve.registered().values()]
+        ready = {"op": "ready", "tools": tools, "landlock_abi": abi}
+        chan.send(ready)
+    except BaseException as exc:  # a module raising SystemExit at import is a load failure too
+        chan.send({"op": "failed", "stage": "import", "error": serve.describe_error(exc, module_root)["message"]})
+        return 1
+    serve.serve(chan, module_root, config["limits"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
