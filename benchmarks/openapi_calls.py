@@ -27,7 +27,7 @@ import httpx
 import mcp_types as types
 from mcp import Client
 from openapi_coldstart import fastmcp_argv, toolkiln_argv, write_toolkiln_config
-from openapi_measure import StdioServer, peak_rss_bytes, stdio_server, summarize_ms
+from openapi_measure import StdioServer, cpu_seconds, peak_rss_bytes, stdio_server, summarize_ms
 
 __all__ = ["measure_calls"]
 
@@ -83,6 +83,19 @@ def _result_bytes(result: types.CallToolResult) -> int:
 def _mcp_call(client: Client, tool: str, arguments: dict[str, Any]) -> Call:
     async def call() -> int:
         result = await client.call_tool(tool, arguments)
+        if result.is_error:
+            raise RuntimeError(f"{tool} failed: {result.content!r}"[:500])
+        return len(result.content)
+
+    return call
+
+
+def _wire_call(client: Client, tool: str, arguments: dict[str, Any]) -> Call:
+    """The same request without the SDK client's output-schema check: the servers' and the wire's part."""
+    request = types.CallToolRequest(params=types.CallToolRequestParams(name=tool, arguments=arguments))
+
+    async def call() -> int:
+        result = await client.session.send_request(request, types.CallToolResult)
         if result.is_error:
             raise RuntimeError(f"{tool} failed: {result.content!r}"[:500])
         return len(result.content)
@@ -168,6 +181,7 @@ async def _measure(args: Any, log: TextIO, base_url: str, config: Path) -> dict[
             for size, (operation_id, argument) in OPERATIONS.items():
                 tool = _tool_for(tools, operation_id)
                 calls[size][name] = _mcp_call(client, tool, {argument: 7})
+                calls[size][f"{name}_wire"] = _wire_call(client, tool, {argument: 7})
                 answers[size][name] = _result_bytes(await client.call_tool(tool, {argument: 7}))
         echo = _mcp_call(servers["plain"].client, "echo", {"text": "hello, toolkiln"})
         for size, path in (("small", "/items/7"), ("large", "/reports/7")):
@@ -185,22 +199,28 @@ async def _measure(args: Any, log: TextIO, base_url: str, config: Path) -> dict[
         for size in OPERATIONS:
             latency[size]["floor_median_ms"] = round(latency[size]["direct"]["median_ms"] + floor, 4)
 
-        throughput: dict[str, list[float]] = {name: [] for name in (*SERVERS, "plain", "direct")}
-        plain_and_direct = {"plain": echo, "direct": calls["small"]["direct"]}
+        sides = {**{n: calls["small"][n] for n in SERVERS}, "plain": echo, "direct": calls["small"]["direct"]}
+        rates: dict[str, list[float]] = {name: [] for name in sides}
+        cpu: dict[str, list[float]] = {name: [] for name in sides}
         for _ in range(args.throughput_rounds):
-            for name, call in {**{n: calls["small"][n] for n in SERVERS}, **plain_and_direct}.items():
-                rate = await _throughput(call, args.throughput_calls, args.concurrency)
-                throughput[name].append(rate)
+            for name, call in sides.items():
+                pid = servers[name].pid if name in servers else None
+                cpu_before = cpu_seconds(pid) if pid is not None else None
+                rates[name].append(await _throughput(call, args.throughput_calls, args.concurrency))
+                cpu_after = cpu_seconds(pid) if pid is not None else None
+                if cpu_before is not None and cpu_after is not None:
+                    cpu[name].append((cpu_after - cpu_before) * 1e3 / args.throughput_calls)
         rss = {name: peak_rss_bytes(s.pid) if s.pid is not None else None for name, s in servers.items()}
+    throughput: dict[str, Any] = {"concurrency": args.concurrency, "calls_per_round": args.throughput_calls}
+    for name, values in rates.items():
+        throughput[name] = {
+            "calls_per_s": round(statistics.median(values), 1),
+            "rounds": [round(x, 1) for x in values],
+            # The server process's own CPU per call (all threads), from /proc: what a core buys.
+            "server_cpu_ms_per_call": round(statistics.median(cpu[name]), 3) if cpu[name] else None,
+        }
     return {
         "latency": latency,
-        "throughput": {
-            "concurrency": args.concurrency,
-            "calls_per_round": args.throughput_calls,
-            **{
-                name: {"calls_per_s": round(statistics.median(v), 1), "rounds": [round(x, 1) for x in v]}
-                for name, v in throughput.items()
-            },
-        },
+        "throughput": throughput,
         "server_peak_rss_mb": {k: round(v / 1e6, 1) if v else None for k, v in rss.items()},
     }

@@ -22,6 +22,7 @@ from mcp.client.stdio import stdio_client
 __all__ = [
     "StdioServer",
     "children",
+    "cpu_seconds",
     "list_all_tools",
     "peak_rss_bytes",
     "percentile",
@@ -67,6 +68,17 @@ def peak_rss_bytes(pid: int) -> int | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a live process has used so far (all its threads), or None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name: state is [0], utime [11] and stime [12], in clock ticks.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @asynccontextmanager

@@ -117,17 +117,19 @@ def print_corpus(specs: list[dict[str, Any]]) -> None:
 
 def print_calls(calls: dict[str, Any]) -> None:
     print("\ntools/call over stdio, sequential (ms)")
-    header = f"{'response':<9} {'side':<9} {'median':>9} {'p99':>9} {'mean':>9} {'n':>5} {'result B':>9}"
+    print("toolkiln/fastmcp: SDK Client.call_tool (it checks structuredContent against the listed outputSchema);")
+    print("*_wire: the same request without that client-side check; direct: httpx to the upstream; plain: SDK echo")
+    header = f"{'response':<9} {'side':<13} {'median':>9} {'p99':>9} {'mean':>9} {'n':>5} {'result B':>9}"
     print(header)
     print("-" * len(header))
     for size, rows in calls["latency"].items():
-        for side in ("toolkiln", "fastmcp", "direct", "plain"):
+        for side in ("toolkiln", "fastmcp", "toolkiln_wire", "fastmcp_wire", "direct", "plain"):
             if side not in rows:
                 continue
             r = rows[side]
             size_b = rows["result_bytes"].get(side, "")
             print(
-                f"{size:<9} {side:<9} {r['median_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['mean_ms']:>9.3f} "
+                f"{size:<9} {side:<13} {r['median_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['mean_ms']:>9.3f} "
                 f"{r['n']:>5} {size_b:>9}"
             )
         tk, fm = rows["toolkiln"]["median_ms"], rows["fastmcp"]["median_ms"]
@@ -139,7 +141,9 @@ def print_calls(calls: dict[str, Any]) -> None:
     rates = calls["throughput"]
     print(f"\nthroughput, {rates['concurrency']} concurrent callers on one stdio connection (median of rounds)")
     for side in ("toolkiln", "fastmcp", "plain", "direct"):
-        print(f"  {side:<9} {rates[side]['calls_per_s']:>9.0f} calls/s  rounds {rates[side]['rounds']}")
+        r = rates[side]
+        cpu = "" if r["server_cpu_ms_per_call"] is None else f"  server CPU {r['server_cpu_ms_per_call']:.3f} ms/call"
+        print(f"  {side:<9} {r['calls_per_s']:>9.0f} calls/s{cpu}  rounds {r['rounds']}")
     print(f"  toolkiln/FastMCP {rates['toolkiln']['calls_per_s'] / rates['fastmcp']['calls_per_s']:.2f}x")
     print(f"  server peak RSS after the call runs (MB): {calls['server_peak_rss_mb']}")
 
