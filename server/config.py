@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from credentials.settings import CredentialSettings
 from server.identity.settings import HttpAuthSettings
 from server.policy.model import PolicySettings
 from tools.errors import ConfigError
@@ -158,6 +159,8 @@ class Settings(_Frozen):
     quotas: QuotaSettings = QuotaSettings()
     audit: AuditSettings = AuditSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    # The encrypted store of upstream credentials and its key (see `credentials.settings`).
+    credentials: CredentialSettings = CredentialSettings()
     # Who HTTP/SSE callers are (API tokens, JWT); off = the local profile, loopback only.
     auth: HttpAuthSettings = HttpAuthSettings()
     # Roles and permissions; the defaults let the local `admin` profile call everything.

@@ -31,6 +31,11 @@ def install_sources(
         entries = [(source, config_dir) for source in settings.sources] + [(spec, None) for spec in specs]
         data_dir = settings.server.data_dir
         installed = install_openapi(
-            entries, runtime.registry, run_dir=data_dir / "run", cache_dir=data_dir / "cache" / "openapi", watch=watch
+            entries,
+            runtime.registry,
+            run_dir=data_dir / "run",
+            cache_dir=data_dir / "cache" / "openapi",
+            watch=watch,
+            credentials=runtime.credentials,
         )
         runtime.closers.append(installed.aclose)

@@ -34,6 +34,7 @@ FORMAT = 1
 # Every module whose code decides a conversion; editing one invalidates the cache.
 _CONVERTER_MODULES = (
     "arguments",
+    "auth_schemes",
     "budget",
     "cache",
     "convert",
@@ -140,7 +141,8 @@ def _encode(conversion: Conversion, base_url: str | None) -> dict[str, Any]:
             }
         )
     report = asdict(conversion.report)
-    return {"base_url": base_url, "defs": shared, "tools": tools, "report": report}
+    schemes = dict(conversion.security_schemes)
+    return {"base_url": base_url, "defs": shared, "tools": tools, "report": report, "security_schemes": schemes}
 
 
 def _split(schema: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
@@ -208,4 +210,5 @@ def _decode(data: dict[str, Any]) -> CachedConversion:
     known = {f.name for f in fields(OperationReport)}
     operations = tuple(_operation({k: v for k, v in op.items() if k in known}) for op in raw["operations"])
     report = ConversionReport(**{**raw, "operations": operations, "problems": tuple(raw["problems"])})
-    return CachedConversion(Conversion(drafts=drafts, report=report), data["base_url"])
+    conversion = Conversion(drafts=drafts, report=report, security_schemes=data["security_schemes"])
+    return CachedConversion(conversion, data["base_url"])

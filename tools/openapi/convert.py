@@ -8,12 +8,14 @@ filtering, so including or excluding operations never renames the others.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from tools.model import ToolAnnotations
 from tools.openapi.arguments import Arguments, build_arguments, inline_target, pick_media
+from tools.openapi.auth_schemes import read_security_schemes
 from tools.openapi.budget import assemble, assembled_size, collapse_unions, fit_source_budget
 from tools.openapi.document import SpecDocument
 from tools.openapi.filters import excluded_reason
@@ -55,6 +57,8 @@ class ToolDraft:
 class Conversion:
     drafts: tuple[ToolDraft, ...]
     report: ConversionReport
+    # The spec's security schemes as plain data (`tools.openapi.auth_schemes`), for injection.
+    security_schemes: Mapping[str, Any] = field(default_factory=dict)
 
 
 def resolve_base_url(doc: SpecDocument, settings: OpenApiSourceSettings, spec_uri: str) -> tuple[str | None, str]:
@@ -146,7 +150,8 @@ def convert_document(
         operations=tuple(reports),
         problems=tuple(problems),
     )
-    return Conversion(drafts=tuple(drafts), report=summary)
+    schemes = read_security_schemes(doc.root, doc.dialect, doc.uri, resolver)
+    return Conversion(drafts=tuple(drafts), report=summary, security_schemes=schemes)
 
 
 def _undeclared_path_params(operation: Operation) -> tuple[tuple[Parameter, ...], list[str]]:

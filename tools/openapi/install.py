@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -18,6 +19,9 @@ from tools.openapi.reload import Reloader
 from tools.openapi.settings import OpenApiSourceSettings
 from tools.openapi.source import OpenApiSource
 from tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from credentials.vault import Vault
 
 __all__ = ["InstalledSources", "install_openapi"]
 
@@ -46,10 +50,12 @@ def install_openapi(
     cache_dir: Path | None = None,
     watch: bool = False,
     poll_interval_s: float = 1.0,
+    credentials: Vault | None = None,
 ) -> InstalledSources:
     """Load every (settings, base folder) pair; with `watch`, start the reloader too.
 
-    `cache_dir` keeps converted specs between runs (see `tools.openapi.cache`).
+    `cache_dir` keeps converted specs between runs (see `tools.openapi.cache`); `credentials` is
+    the store `[sources.auth]` handles are looked up in.
     """
     installed = InstalledSources()
     taken: set[str] = set(registry.sources())
@@ -60,7 +66,7 @@ def install_openapi(
         taken.add(name)
         if name != settings.source_name:
             settings = settings.model_copy(update={"name": name})
-        source = OpenApiSource(settings, registry, base_dir=base_dir, cache_dir=cache_dir)
+        source = OpenApiSource(settings, registry, base_dir=base_dir, cache_dir=cache_dir, credentials=credentials)
         try:
             source.load()
         except SetupError as exc:

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tools.openapi.auth_settings import AuthHandle
+
 __all__ = ["MIB", "OpenApiSourceSettings", "OperationFilter", "derive_source_name"]
 
 MIB = 1024 * 1024
@@ -93,6 +95,8 @@ class OpenApiSourceSettings(_Frozen):
     follow_redirects: bool = False
     # Hosts or addresses allowed even though they are private/loopback (e.g. "127.0.0.1").
     allow_private_hosts: tuple[str, ...] = ()
+    # Security scheme name → the stored credential it uses (`[sources.auth.<scheme>]`).
+    auth: dict[str, AuthHandle] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod

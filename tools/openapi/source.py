@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -35,6 +35,11 @@ from tools.openapi.settings import OpenApiSourceSettings
 from tools.openapi.upstream import Upstream
 from tools.registry import ToolRegistry
 
+if TYPE_CHECKING:
+    from credentials.oauth import TokenSource
+    from credentials.vault import Vault
+    from tools.openapi.auth import SourceAuth
+
 __all__ = ["OpenApiSource"]
 
 log = structlog.get_logger("toolkiln.openapi")
@@ -51,8 +56,11 @@ class OpenApiSource:
         *,
         base_dir: Path | None = None,
         cache_dir: Path | None = None,
+        credentials: Vault | None = None,
     ) -> None:
         self.settings = settings
+        self.credentials = credentials
+        self._tokens: TokenSource | None = None
         self.cache = ConversionCache(cache_dir) if cache_dir is not None else None
         self.registry = registry
         self.base_dir = base_dir
@@ -88,7 +96,8 @@ class OpenApiSource:
             conversion, base_url, sha256 = self._convert()
             upstream, fresh = self._upstream_for(base_url, conversion.report)
             try:
-                tools = [self._tool(draft, upstream) for draft in conversion.drafts]
+                auth = self._auth_for(conversion, upstream)
+                tools = [self._tool(draft, upstream, auth) for draft in conversion.drafts]
                 self.registry.replace_source(self.name, tools)
             except BaseException:
                 if fresh:
@@ -163,6 +172,9 @@ class OpenApiSource:
         self._retired, self._upstream = [], None
         for upstream in upstreams:
             await upstream.aclose()
+        if self._tokens is not None:
+            await self._tokens.aclose()
+            self._tokens = None
 
     def _tool_count(self) -> int:
         return len(self.registry.sources().get(self.name, ()))
@@ -213,7 +225,23 @@ class OpenApiSource:
             return self._upstream, False
         return Upstream.from_settings(base_url, self.settings), True
 
-    def _tool(self, draft: ToolDraft, upstream: Upstream) -> Tool:
+    def _auth_for(self, conversion: Conversion, upstream: Upstream) -> SourceAuth | None:
+        """The source's upstream auth, when `[sources.auth]` configures any (imported only then).
+
+        Raises:
+            CredentialSetupError: a handle names no usable scheme, or there is no credential store.
+        """
+        if not self.settings.auth:
+            return None
+        from credentials.oauth import TokenSource
+        from tools.openapi.auth import SourceAuth
+
+        if self._tokens is None and self.credentials is not None:
+            self._tokens = TokenSource(self.credentials, allow_private_hosts=self.settings.allow_private_hosts)
+        schemes = conversion.security_schemes
+        return SourceAuth.build(self.name, self.settings.auth, schemes, self.credentials, upstream, self._tokens)
+
+    def _tool(self, draft: ToolDraft, upstream: Upstream, auth: SourceAuth | None = None) -> Tool:
         return Tool(
             name=draft.name,
             title=draft.title,
@@ -222,7 +250,7 @@ class OpenApiSource:
             output_schema=draft.output_schema,
             annotations=draft.annotations,
             tags=draft.tags,
-            executor=_LazyExecutor(draft.plan, upstream),
+            executor=_LazyExecutor(draft.plan, upstream, auth),
             source=self.name,
             meta={"operation": f"{draft.plan.method} {draft.plan.path}", "operation_id": draft.plan.operation_id},
         )
@@ -260,15 +288,20 @@ class _LazyExecutor:
     executor rejects is still caught before release, not by a caller.
     """
 
-    __slots__ = ("_executor", "_plan", "_upstream")
+    __slots__ = ("_auth", "_executor", "_plan", "_upstream")
 
-    def __init__(self, plan: OperationPlan, upstream: Upstream) -> None:
+    def __init__(self, plan: OperationPlan, upstream: Upstream, auth: SourceAuth | None = None) -> None:
         self._plan = plan
         self._upstream = upstream
+        self._auth = auth
         self._executor: ToolExecutor | None = None
 
     async def __call__(self, arguments: Mapping[str, Any], context: CallContext) -> ToolOutcome:
         executor = self._executor
         if executor is None:
-            executor = self._executor = make_executor(self._plan, self._upstream)
+            auth = self._auth
+            made = (
+                make_executor(self._plan, self._upstream) if auth is None else auth.executor(self._plan, self._upstream)
+            )
+            executor = self._executor = made
         return await executor(arguments, context)

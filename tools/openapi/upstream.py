@@ -157,8 +157,11 @@ class Upstream:
             method, url, headers=headers, content=content, extensions={"timeout": self.timeout_extension}
         )
 
-    async def exchange(self, request: httpx.Request) -> ToolResult:
+    async def exchange(self, request: httpx.Request, *, inject: Inject | None = None) -> ToolResult:
         """Send `request` (plus permitted redirects) and turn the answer into a tool result.
+
+        `inject`, when given, replaces the source's hook for this request only (a call's own,
+        per-principal credentials); it runs under the same same-origin rule.
 
         Raises:
             UpstreamTimeout, UpstreamUnreachable, EgressBlocked, ResponseTooLarge, UpstreamError,
@@ -167,16 +170,16 @@ class Upstream:
         total = self.limits.total_timeout_s
         try:
             with anyio.fail_after(total):
-                return await self._exchange(request)
+                return await self._exchange(request, self.inject if inject is None else inject)
         except TimeoutError:
             raise UpstreamTimeout("total", total) from None
 
-    async def _exchange(self, request: httpx.Request) -> ToolResult:
+    async def _exchange(self, request: httpx.Request, inject: Inject | None) -> ToolResult:
         limits = self.limits
         url = request.url
         for _ in range(limits.max_redirects + 1):
-            if self.inject is not None and self.same_origin(url):
-                await self.inject(request)
+            if inject is not None and self.same_origin(url):
+                await inject(request)
             with translate_httpx_errors(self.origin, self.timeouts):
                 response = await self._send(request)
                 try:
