@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from credentials.vault import Vault
 from server.audit.ledger import Ledger
 from server.config import Settings
 from server.identity.principal import PrincipalResolver
@@ -46,9 +47,12 @@ class Runtime:
     identity: PrincipalResolver = field(init=False)
     # Limits, quotas, idempotency, the audit log and metrics (the durable side of the chain).
     ledger: Ledger = field(init=False)
+    # The encrypted upstream credentials; refuses to start when rows exist and no key does.
+    credentials: Vault = field(init=False)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.settings)
+        self.credentials = Vault.open(self.settings.credentials, self.settings.server.data_dir)
         self.policy = PolicyHolder.from_settings(self.settings)
         self.identity = PrincipalResolver(self.settings)
         self.pipeline = build_pipeline(
@@ -85,3 +89,4 @@ class Runtime:
             await self.storage.close()
             self.storage = None
             self.ledger.close()
+            self.credentials.close()
