@@ -52,7 +52,7 @@ class Launch:
 
 def _python_args(interpreter: str, sdk: str, config: dict[str, Any]) -> list[str]:
     # -I: no user site, no environment, no script dir on sys.path; -S: no site hooks at all.
-    return [interpreter, "-I", "-S", "-B", "-X", "utf8", f"{sdk}/toolkiln_worker/__main__.py", json.dumps(config)]
+    return [interpreter, "-I", "-S", "-B", "-X", "utf8", f"{sdk}/run_worker.py", json.dumps(config)]
 
 
 def _root_links() -> list[str]:
@@ -90,7 +90,8 @@ def worker_command(spec: WorkerSpec, launch: Launch) -> list[str]:
         # no writable place at all (no private tmpfs to bound it).
         config.update(module=f"/proc/self/fd/{launch.module_fd}", sdk=f"/proc/self/fd/{launch.sdk_fd}", scratch=None)
         return [*drop, *_python_args(launch.interpreter, config["sdk"], config)]
-    config.update(module="/module", sdk="/sdk", scratch="/tmp")  # noqa: S108 - the sandbox's private tmpfs
+    scratch = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs, not the host's
+    config.update(module="/module", sdk="/sdk", scratch=scratch)
     bwrap = shutil.which("bwrap") or "bwrap"
     sandbox = [
         bwrap,
@@ -100,7 +101,7 @@ def worker_command(spec: WorkerSpec, launch: Launch) -> list[str]:
         "--uid", str(launch.uid), "--gid", str(launch.uid), "--hostname", "module",
         "--ro-bind", "/usr", "/usr", *_root_links(),
         "--proc", "/proc", "--dev", "/dev",
-        "--size", str(limits.file_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
+        "--size", str(limits.file_size_mb * 1024 * 1024), "--tmpfs", scratch,
         "--ro-bind-fd", str(launch.module_fd), "/module",
         "--ro-bind-fd", str(launch.sdk_fd), "/sdk",
         "--remount-ro", "/",

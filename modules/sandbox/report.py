@@ -65,7 +65,7 @@ def _interpreter() -> tuple[str | None, str]:
         if not os.access(candidate, os.X_OK):
             continue
         try:
-            out = subprocess.run(
+            out = subprocess.run(  # noqa: S603 - a fixed interpreter path, no shell
                 [candidate, "-I", "-S", "-c", "import sys; print(sys.version_info >= (3, 11))"],
                 capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, env={}, check=False,
             )  # fmt: skip
@@ -87,7 +87,7 @@ def _probe_bwrap(interpreter: str) -> tuple[bool, str]:
         spec = WorkerSpec(name="probe", version="0", module_dir=SDK_DIR, entry="-")
         argv = worker_command(spec, Launch("full", fresh_uid(), 0, fds[0], fds[1], interpreter))
         probe = [*argv[: argv.index("--") + 1], interpreter, "-I", "-S", "-c", "pass"]
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - our own argv, no shell
             probe, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, env={}, pass_fds=fds, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -112,13 +112,8 @@ def sandbox_report() -> SandboxReport:
     checks.append(("seccomp", seccomp, "filter mode" if seccomp else "not available"))
     root = os.geteuid() == 0
     setpriv = shutil.which("setpriv") is not None
-    checks.append(
-        (
-            "distinct uid",
-            root and setpriv,
-            "setpriv as root" if root and setpriv else "needs root and setpriv (util-linux) to run workers as another uid",
-        )
-    )
+    uid_detail = "setpriv as root" if root and setpriv else "needs root and setpriv (util-linux) to switch uid"
+    checks.append(("distinct uid", root and setpriv, uid_detail))
     interpreter, detail = _interpreter() if linux else (None, "no supported platform")
     checks.append(("interpreter", interpreter is not None, detail))
     base = all(ok for _, ok, _ in checks)

@@ -82,7 +82,7 @@ class ToolSpec:
         )
 
 
-EventKind = Literal["started", "stopped", "violation", "timeout", "crashed", "load_failed"]
+EventKind = Literal["started", "stopped", "violation", "timeout", "crashed", "load_failed", "tool_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,8 @@ class SandboxEvent:
     """Something a worker did that the lifecycle counts (auto-disable) and the audit log records.
 
     `violation` means the sandbox stopped the module (seccomp kill, denied file access, a limit hit,
-    an oversized or malformed frame); `crashed` that the worker died for another reason.
+    an oversized or malformed frame); `crashed` that the worker died for another reason;
+    `tool_error` that the module's code raised (a failure, not a violation).
     """
 
     module: str

@@ -36,7 +36,7 @@ from modules.sandbox.errors import (
     SandboxViolation,
     WorkerCrashed,
 )
-from modules.sandbox.launch import SDK_DIR, Launch, fresh_uid, worker_command
+from modules.sandbox.launch import SDK_DIR, Launch, Tier, fresh_uid, worker_command
 from modules.sandbox.protocol import FrameRejected, encode, read_frame
 from modules.sandbox.report import SandboxReport, sandbox_report
 from modules.sandbox.spec import EventKind, SandboxEvent, TestCase, TestReport, ToolSpec, WorkerSpec
@@ -117,7 +117,9 @@ class Worker:
             WorkerCrashed: the worker died otherwise.
             ModuleLoadFailed: the worker had died and could not be started again.
         """
-        limit = self.spec.limits.call_timeout_s if timeout_s is None else min(timeout_s, self.spec.limits.call_timeout_s)
+        limit = self.spec.limits.call_timeout_s
+        if timeout_s is not None:
+            limit = min(timeout_s, limit)
         answer = await self._exchange({"op": "call", "tool": name, "arguments": arguments}, limit, tool=name)
         return await self._tool_result(name, answer)
 
@@ -149,7 +151,8 @@ class Worker:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         module_fd = os.open(spec.module_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         sdk_fd = os.open(SDK_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        launch = Launch(self.tier if self.tier != "refused" else "fallback", fresh_uid(), child.fileno(), module_fd, sdk_fd, self._interpreter)  # type: ignore[arg-type]
+        tier: Tier = "full" if self.tier == "full" else "fallback"
+        launch = Launch(tier, fresh_uid(), child.fileno(), module_fd, sdk_fd, self._interpreter)
         started = time.perf_counter()
         self._stderr.clear()
         self._rejected = self._killed_for = None
@@ -277,7 +280,8 @@ class Worker:
             if first is not None and not first.done():
                 first.set_result(message)
         elif op == "result":
-            future = self._pending.pop(message.get("id"), None) if isinstance(message.get("id"), int) else None
+            key = message.get("id")
+            future = self._pending.pop(key, None) if isinstance(key, int) and key > 0 else None
             if future is not None and not future.done():
                 future.set_result(message)
         elif op == "http":

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from toolkiln_module import http
+from . import http
 
 __all__ = ["ToolDef", "http", "registered", "tool"]
 

@@ -8,13 +8,13 @@ credentials itself, follows no redirects and caps size and time; a refusal arriv
 from __future__ import annotations
 
 import base64
-import json as jsonlib
 import itertools
+import json as jsonlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from toolkiln_module import _channel
+from . import _channel
 
 __all__ = ["HttpError", "Response", "get", "post", "request"]
 

@@ -15,7 +15,7 @@ import json as jsonlib
 from collections.abc import Mapping
 from typing import Any
 
-from toolkiln_module import http
+from . import http
 
 __all__ = ["mock", "reset"]
 

@@ -1,7 +1,4 @@
-"""Worker entry point: `python -I -S toolkiln_worker/__main__.py CONFIG_JSON` (started by the server).
-
-Order matters: take the socket, confine the process, and only then import the module's code.
-"""
+"""Worker start: take the socket, confine the process, and only then import the module's code."""
 
 from __future__ import annotations
 
@@ -10,13 +7,15 @@ import os
 import socket
 import sys
 
+# Relative: the package is top-level inside the worker and `modules.sdk.…` to the type checker.
+from .. import _channel, registered  # noqa: TID252
+from . import confine, serve
+
+__all__ = ["main"]
+
 
 def main() -> int:
     config = json.loads(sys.argv[1])
-    sys.path[:0] = [config["sdk"]]
-    from toolkiln_module import _channel
-    from toolkiln_worker import confine, serve
-
     chan = _channel.Channel(socket.socket(fileno=config["channel_fd"]))
     _channel.install(chan)
     module_root = config["module"]
@@ -34,15 +33,10 @@ def main() -> int:
     sys.path.insert(0, module_root)
     try:
         serve.load_entry(module_root, config["entry"])
-        tools = [definition.describe() for definition in serve.registered().values()]
-        ready = {"op": "ready", "tools": tools, "landlock_abi": abi}
-        chan.send(ready)
+        tools = [definition.describe() for definition in registered().values()]
+        chan.send({"op": "ready", "tools": tools, "landlock_abi": abi})
     except BaseException as exc:  # a module raising SystemExit at import is a load failure too
         chan.send({"op": "failed", "stage": "import", "error": serve.describe_error(exc, module_root)["message"]})
         return 1
     serve.serve(chan, module_root, config["limits"])
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

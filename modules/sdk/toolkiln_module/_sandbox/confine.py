@@ -12,7 +12,6 @@ import resource
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 __all__ = ["SandboxRefusal", "apply", "block_imports"]
 
@@ -51,7 +50,7 @@ _FS_RIGHTS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1
 _FS_ALL_V5 = (1 << 16) - 1
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1, 2
 _SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1, 2
-_PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 1, 38, 22, 2
 _READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
 _BLOCKED_MODULES = ("ctypes", "_ctypes")
 
@@ -136,11 +135,12 @@ def apply(limits: dict[str, int], readable: Sequence[int], writable: Sequence[in
     program = seccomp_program()
     filters = ctypes.create_string_buffer(program, len(program))
 
-    class SockFprog(ctypes.Structure):
-        _fields_: Any = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = SockFprog(len(program) // 8, ctypes.cast(filters, ctypes.c_void_p))
-    check(libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
+    # struct sock_fprog { unsigned short len; struct sock_filter *filter; }, padded to 16 bytes.
+    fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(program) // 8, ctypes.addressof(filters)), 16)
+    check(libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog, 0, 0), "seccomp")
+    # The parent-death signal does not survive the uid change; set it again so that a worker
+    # whose server died cannot outlive it (the full tier also has bubblewrap's --die-with-parent).
+    check(libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0), "pdeathsig")
     return int(abi)
 
 
@@ -158,4 +158,4 @@ def block_imports() -> None:
     for name in list(sys.modules):
         if name.split(".", 1)[0] in _BLOCKED_MODULES:
             del sys.modules[name]
-    sys.meta_path.insert(0, _Refuse())  # type: ignore[arg-type]
+    sys.meta_path.insert(0, _Refuse())

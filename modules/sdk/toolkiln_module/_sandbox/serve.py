@@ -11,7 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from toolkiln_module import _channel, registered, testing
+# Relative: the package is top-level inside the worker and `modules.sdk.…` to the type checker.
+from .. import _channel, registered, testing  # noqa: TID252
 
 __all__ = ["describe_error", "load_entry", "serve"]
 
@@ -142,8 +143,8 @@ def serve(chan: _channel.Channel, module_root: str, limits: dict[str, int]) -> N
     result_limit = limits["result_kb"] * 1024
     log_limit = limits["log_kb_per_call"] * 1024
     budget = [log_limit, 0]
-    sys.stdout = Output(chan, "stdout", budget)  # type: ignore[assignment]
-    sys.stderr = Output(chan, "stderr", budget)  # type: ignore[assignment]
+    sys.stdout = Output(chan, "stdout", budget)
+    sys.stderr = Output(chan, "stderr", budget)
     while True:
         try:
             message = chan.recv()
