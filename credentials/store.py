@@ -52,7 +52,8 @@ def normalize_origin(url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"not an absolute http(s) URL: {url!r}")
     host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    port = f":{parsed.port}" if parsed.port is not None else ""
+    default = 443 if parsed.scheme == "https" else 80
+    port = f":{parsed.port}" if parsed.port not in (None, default) else ""
     return f"{parsed.scheme}://{host}{port}"
 
 

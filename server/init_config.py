@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+from credentials.keys import create_key_file
+from credentials.settings import ENV_KEY, CredentialSettings
 
 __all__ = ["EXAMPLE_CONFIG", "write_example"]
 
@@ -144,6 +148,28 @@ ttl_s = 86400
 argument = "idempotency_key"
 meta_key = "io.toolkiln/idempotency-key"
 max_result_bytes = 1048576
+
+[credentials]
+# Upstream credentials (`toolkiln credentials set NAME --origin URL`, value from stdin) are
+# encrypted in <data_dir>/credentials.db, bound to their origin and owner. The key is
+# <data_dir>/credentials.key (0600, made by `toolkiln init`); TOOLKILN_CREDENTIALS_KEY
+# (comma-separated keys, newest first) replaces it. Keep the key out of the database's backups.
+# `toolkiln credentials rotate-key` re-encrypts everything under a new key; `toolkiln doctor`
+# reports what is missing.
+# path = "credentials.db"
+# key_path = "credentials.key"
+
+# An OpenAPI source and the stored credential each of its security schemes uses:
+# [[sources]]
+# spec = "petstore.yaml"
+# base_url = "https://api.example.com/v1"
+# [sources.auth.api_key]                  # the scheme's name in the spec
+# credential = "petstore-key"
+# [sources.auth.oauth]
+# credential = "petstore-oauth"           # stored with --kind oauth-client or oauth-refresh
+# token_url = "https://login.example.com/oauth/token"
+# scopes = ["pets:read"]
+# per_principal = false                   # true: each caller's own (set with --principal P)
 """
 
 
@@ -153,4 +179,8 @@ def write_example(path: Path, *, force: bool = False) -> int:
         return 2
     path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
     print(f"wrote {path}", file=sys.stderr)
+    if not os.environ.get(ENV_KEY):
+        key_file = CredentialSettings().key_file(path.parent / ".toolkiln")
+        if create_key_file(key_file):
+            print(f"created the credential key {key_file} (0600)", file=sys.stderr)
     return 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 from server.commands.audit import COMMAND as AUDIT
 from server.commands.base import Command, CommandContext
 from server.commands.call import COMMAND as CALL
+from server.commands.credentials import COMMAND as CREDENTIALS
 from server.commands.demo import COMMAND as DEMO
+from server.commands.doctor import COMMAND as DOCTOR
 from server.commands.init import COMMAND as INIT
 from server.commands.inspect import COMMAND as INSPECT
 from server.commands.policy import COMMAND as POLICY
@@ -27,10 +29,12 @@ ALL_COMMANDS: tuple[Command, ...] = (
     CALL,
     INIT,
     TOKENS,
+    CREDENTIALS,
     POLICY,
     AUDIT,
     STATS,
     DEMO,
     INSPECT,
     RELOAD,
+    DOCTOR,
 )

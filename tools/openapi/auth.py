@@ -38,10 +38,10 @@ from tools.openapi.executor import OperationExecutor
 from tools.openapi.plan import OperationPlan
 from tools.openapi.upstream import Upstream
 
-__all__ = ["AuthorizedExecutor", "SchemeUse", "SourceAuth", "resolve_schemes"]
+__all__ = ["EXPECTED_KIND", "AuthorizedExecutor", "SchemeUse", "SourceAuth", "resolve_schemes"]
 
 SchemeKind = Literal["apiKey", "bearer", "basic", "oauth2"]
-_EXPECTED_KIND: Mapping[SchemeKind, tuple[str, ...]] = {
+EXPECTED_KIND: Mapping[SchemeKind, tuple[str, ...]] = {
     "apiKey": ("token",),
     "bearer": ("token",),
     "basic": ("basic",),
@@ -169,8 +169,8 @@ class SourceAuth:
             handle = use.handle
             owner = principal.id if handle.per_principal else ""
             credential = self.vault.lookup(handle.credential, owner, self.origin)
-            if credential.kind not in _EXPECTED_KIND[use.kind]:
-                expected = " or ".join(_EXPECTED_KIND[use.kind])
+            if credential.kind not in EXPECTED_KIND[use.kind]:
+                expected = " or ".join(EXPECTED_KIND[use.kind])
                 raise CredentialUnavailable(
                     handle.credential, f"is a '{credential.kind}' credential; scheme '{use.scheme}' needs {expected}"
                 )
