@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -27,7 +28,7 @@ from typing import Any
 
 import anyio
 from openapi_calls import measure_calls
-from openapi_coldstart import SpecResult, measure_spec
+from openapi_coldstart import SpecResult, measure_spec, set_toolkiln_src
 from openapi_targets import evaluate, print_calls, print_corpus, print_targets
 
 HERE = Path(__file__).resolve().parent
@@ -68,6 +69,22 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _commit() -> str | None:
+    """The repository's HEAD (what a `--toolkiln-src` export of HEAD holds), with a mark if the tree is dirty."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"spec folder (default {DEFAULT_CORPUS})")
@@ -91,9 +108,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="concurrent callers (default 50)")
     parser.add_argument("--throughput-calls", type=int, default=2000, help="calls per throughput round (default 2000)")
     parser.add_argument("--throughput-rounds", type=int, default=3, help="throughput rounds per side (default 3)")
+    parser.add_argument(
+        "--toolkiln-src",
+        type=Path,
+        help="import toolkiln from this copy of its packages (e.g. a `git archive HEAD` export) instead of the tree",
+    )
     parser.add_argument("--out", type=Path, help="result file (default benchmarks/results/openapi-<time>.json)")
     parser.add_argument("--server-log", type=Path, help="append the call servers' stderr here (default: discarded)")
     args = parser.parse_args()
+    set_toolkiln_src(args.toolkiln_src.resolve() if args.toolkiln_src else None)
 
     load_before = os.getloadavg()
     started = datetime.now(UTC)
@@ -108,6 +131,7 @@ def main() -> None:
             "mcp": _version("mcp"),
             "fastmcp": _version("fastmcp"),
             "toolkiln": _version("toolkiln"),
+            "toolkiln_commit": _commit(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "loadavg_before": load_before,

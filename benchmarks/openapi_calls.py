@@ -26,7 +26,7 @@ import anyio
 import httpx
 import mcp_types as types
 from mcp import Client
-from openapi_coldstart import fastmcp_argv, toolkiln_argv, write_toolkiln_config
+from openapi_coldstart import fastmcp_argv, toolkiln_argv, toolkiln_env, write_toolkiln_config
 from openapi_measure import StdioServer, cpu_seconds, peak_rss_bytes, stdio_server, summarize_ms
 
 __all__ = ["measure_calls"]
@@ -150,8 +150,10 @@ async def _throughput(call: Call, total: int, concurrency: int) -> float:
     return per_worker * concurrency / (time.perf_counter() - started)
 
 
-async def _connect(stack: AsyncExitStack, argv: list[str], errlog: TextIO) -> StdioServer:
-    return await stack.enter_async_context(stdio_server(argv, errlog))
+async def _connect(
+    stack: AsyncExitStack, argv: list[str], errlog: TextIO, env: dict[str, str] | None = None
+) -> StdioServer:
+    return await stack.enter_async_context(stdio_server(argv, errlog, env))
 
 
 async def measure_calls(args: Any, log: TextIO) -> dict[str, Any]:
@@ -169,7 +171,7 @@ async def _measure(args: Any, log: TextIO, base_url: str, config: Path) -> dict[
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=30))
         servers = {
-            "toolkiln": await _connect(stack, toolkiln_argv(config), log),
+            "toolkiln": await _connect(stack, toolkiln_argv(config), log, toolkiln_env()),
             "fastmcp": await _connect(stack, fastmcp_argv(SPEC, base_url), log),
             "plain": await _connect(stack, [sys.executable, str(PLAIN), "plain", "--transport", "stdio"], log),
         }

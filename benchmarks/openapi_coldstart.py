@@ -10,6 +10,7 @@ written the cache. A server that fails or times out is recorded with its error, 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -21,7 +22,15 @@ from typing import Any
 import anyio
 from openapi_measure import list_all_tools, peak_rss_bytes, stdio_server
 
-__all__ = ["SpecResult", "fastmcp_argv", "measure_spec", "toolkiln_argv", "write_toolkiln_config"]
+__all__ = [
+    "SpecResult",
+    "fastmcp_argv",
+    "measure_spec",
+    "set_toolkiln_src",
+    "toolkiln_argv",
+    "toolkiln_env",
+    "write_toolkiln_config",
+]
 
 HERE = Path(__file__).resolve().parent
 FASTMCP_SERVER = HERE / "openapi_fastmcp_server.py"
@@ -45,6 +54,25 @@ def write_toolkiln_config(root: Path, spec: Path, base_url: str, *, allow_loopba
     root.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# Where toolkiln's packages are imported from: the installed (editable) tree unless set. A frozen
+# copy (`git archive HEAD server tools adapters modules credentials | tar -x -C DIR`) keeps a long
+# run on one version of the code while the working tree changes under it.
+_TOOLKILN_SRC: Path | None = None
+
+
+def set_toolkiln_src(path: Path | None) -> None:
+    global _TOOLKILN_SRC
+    _TOOLKILN_SRC = path
+
+
+def toolkiln_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if _TOOLKILN_SRC is not None:
+        # Ahead of the editable install's finder, which only answers what sys.path does not.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(_TOOLKILN_SRC), env.get("PYTHONPATH"))))
+    return env
 
 
 def toolkiln_argv(config: Path) -> list[str]:
@@ -104,7 +132,7 @@ class SpecResult:
         return out
 
 
-async def one_run(argv: list[str], timeout_s: float, log_path: Path) -> Run:
+async def one_run(argv: list[str], timeout_s: float, log_path: Path, env: dict[str, str] | None = None) -> Run:
     """Start, list every tool, read VmHWM, stop.
 
     Raises:
@@ -114,7 +142,7 @@ async def one_run(argv: list[str], timeout_s: float, log_path: Path) -> Run:
     with log_path.open("w", encoding="utf-8") as errlog:
         try:
             with anyio.fail_after(timeout_s):
-                async with stdio_server(argv, errlog) as server:
+                async with stdio_server(argv, errlog, env) as server:
                     tools, size, pages = await list_all_tools(server.client)
                     elapsed = time.perf_counter() - server.started
                     rss = peak_rss_bytes(server.pid) if server.pid is not None else None
@@ -142,11 +170,13 @@ def _tail(log_path: Path, limit: int = 600) -> str:
     return " | ".join(lines[-3:])[-limit:]
 
 
-async def _record(side: Side, argv: list[str], timeout_s: float, log_path: Path) -> None:
+async def _record(
+    side: Side, argv: list[str], timeout_s: float, log_path: Path, env: dict[str, str] | None = None
+) -> None:
     if side.error is not None:
         return
     try:
-        side.runs.append(await one_run(argv, timeout_s, log_path))
+        side.runs.append(await one_run(argv, timeout_s, log_path, env))
     except RuntimeError as exc:
         side.error = str(exc)
 
@@ -161,7 +191,8 @@ async def measure_spec(
         last_config: Path | None = None
         for attempt in range(repeats):
             config = write_toolkiln_config(root / f"cold-{attempt}", spec, PLACEHOLDER_BASE_URL)
-            await _record(result.toolkiln_cold, toolkiln_argv(config), timeout_s, root / f"tk-{attempt}.log")
+            tk_log = root / f"tk-{attempt}.log"
+            await _record(result.toolkiln_cold, toolkiln_argv(config), timeout_s, tk_log, toolkiln_env())
             last_config = config
             fm = result.fastmcp
             # FastMCP's large specs take tens of seconds and gigabytes: measured once.
@@ -170,10 +201,13 @@ async def measure_spec(
                 await _record(fm, argv, timeout_s, root / f"fm-{attempt}.log")
         assert last_config is not None
         cache = last_config.parent / "data" / "cache" / "openapi"
-        if result.toolkiln_cold.error is None and not any(cache.glob("*.json")):
+        if result.toolkiln_cold.error is not None:
+            result.toolkiln_warm.error = "not run: the cold runs failed"
+        elif not any(cache.glob("*.json")):
             result.toolkiln_warm.error = "the cold run wrote no conversion cache"
         for attempt in range(repeats):
-            await _record(result.toolkiln_warm, toolkiln_argv(last_config), timeout_s, root / f"warm-{attempt}.log")
+            warm_log = root / f"warm-{attempt}.log"
+            await _record(result.toolkiln_warm, toolkiln_argv(last_config), timeout_s, warm_log, toolkiln_env())
     if progress:
         _print_progress(result)
     return result
