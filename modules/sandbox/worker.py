@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import mcp_types as types
 import structlog
 
@@ -264,8 +265,13 @@ class Worker:
             self._rejected = exc.reason
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-        except (OSError, asyncio.CancelledError):
+        except OSError:
             pass
+        except asyncio.CancelledError:
+            # The event loop is closing: a worker must not outlive the server's interest in it.
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise
         await proc.wait()
         death = self._death(proc)
         pending, self._pending = self._pending, {}
@@ -344,8 +350,9 @@ class Worker:
                 raise death.error from None
             except BaseException:
                 # Cancelled mid-call (the pipeline's deadline): the worker's state is unknown.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._kill("killed at its deadline"))
+                with anyio.CancelScope(shield=True):
+                    await self._kill("killed at its deadline")
+                    await self._emit("timeout", "deadline", tool=tool, detail="cancelled by the caller")
                 raise
             finally:
                 self._pending.pop(request_id, None)

@@ -82,6 +82,8 @@ def load_entry(module_root: str, entry: str) -> ModuleType:
 
 
 def _result(value: Any, limit: int) -> dict[str, Any]:
+    if isinstance(value, str) and len(value) > limit:  # without building a second copy first
+        return {"ok": False, "kind": "limit:result", "message": f"result of {len(value)} characters exceeds {limit}"}
     result: dict[str, Any] = {"text": value} if isinstance(value, str) else {"json": value}
     size = len(json.dumps(result, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     if size > limit:
@@ -102,8 +104,10 @@ def _call(message: dict[str, Any], module_root: str, limit: int) -> dict[str, An
         return {"ok": False, **describe_error(exc, module_root)}
     try:
         return _result(value, limit)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         return {"ok": False, "kind": "error", "message": f"the tool returned a value that is not JSON: {exc}"}
+    except MemoryError:
+        return {"ok": False, "kind": "limit:memory", "message": "the result does not fit in the memory limit"}
 
 
 def _run_tests(module_root: str) -> dict[str, Any]:

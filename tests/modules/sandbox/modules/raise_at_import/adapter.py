@@ -1,0 +1,3 @@
+"""Fails while being imported."""
+
+raise RuntimeError("import-time side effect refused")
