@@ -29,10 +29,15 @@ def canonical_json(value: Any) -> bytes:
     """
     if _plain(value, 0):
         # Nothing in `value` formats differently in Python and ECMAScript: the C encoder is exact.
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-            "utf-8"
-        )
+        return _FAST.encode(value).encode("utf-8")
     return "".join(_encode(value)).encode("utf-8")
+
+
+# Built once: `json.dumps` with options builds a new encoder per call, which costs more than the
+# encoding of a whole audit record. No cycle check: `_plain` only passes bounded nesting.
+_FAST = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+)
 
 
 def _plain(value: Any, depth: int) -> bool:
@@ -42,7 +47,33 @@ def _plain(value: Any, depth: int) -> bool:
     Python switches to exponents), a key whose code-point order may differ from UTF-16 order
     (characters from U+E000 up), or nesting deep enough that recursion should be the slow path's.
     """
-    if isinstance(value, str) or value is None or isinstance(value, int):
+    kind = type(value)
+    # Exact types first (every record has a dozen strings and ints); subclasses take the long way.
+    if kind is str or kind is int or value is None or kind is bool:
+        return True
+    if kind is dict:
+        if depth > 32:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or (not key.isascii() and max(key) >= "\ue000"):
+                return False
+            if not _scalar(item) and not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth > 32:
+            return False
+        return all(_scalar(item) or _plain(item, depth + 1) for item in value)
+    return _plain_other(value, depth)
+
+
+def _scalar(value: Any) -> bool:
+    kind = type(value)
+    return kind is str or kind is int or value is None or kind is bool
+
+
+def _plain_other(value: Any, depth: int) -> bool:
+    if value is None or isinstance(value, str | int):
         return True
     if isinstance(value, float):
         magnitude = abs(value)

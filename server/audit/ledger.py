@@ -26,7 +26,7 @@ from pathlib import Path
 from server.audit.log import AuditLog
 from server.audit.reconcile import reconcile, reconcile_in
 from server.audit.redact import Redactor
-from server.audit.steps import AuditCalls, AuditIntent, AuditRecorder
+from server.audit.steps import AuditCalls, AuditIntent, AuditRecorder, CallsInFlight
 from server.audit.writer import Batch, GroupCommitWriter
 from server.config import Settings
 from server.idempotency import IDEMPOTENCY_SCHEMA, IdempotencyStep, MemoryIdempotency, SqliteIdempotency
@@ -85,7 +85,7 @@ class Ledger:
                 self.paths.db,
                 setup=[self._setup],
                 synchronous=settings.audit.synchronous,
-                idle=self.audit_log.flush_head,
+                housekeeping=self.audit_log.flush_head,
                 periodic=self._reconcile_siblings,
             )
         self.limits: LimitBackend | None = None
@@ -130,6 +130,8 @@ class Ledger:
     def outer_steps(self) -> list[Step]:
         """Around resolve: they see every call, including unknown, hidden and invalid ones."""
         steps: list[Step] = [RecordMetrics(self.metrics)]
+        if self.writer is not None:
+            steps.insert(0, CallsInFlight(self.writer))
         if self.recorder is not None:
             steps.append(AuditCalls(self.recorder))
         return steps

@@ -10,7 +10,9 @@ signed head is also written outside the database (`server.audit.keys`).
 
 from __future__ import annotations
 
+import math
 import sqlite3
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -58,18 +60,37 @@ AUDIT_SCHEMA = (
         principal TEXT NOT NULL,
         tool TEXT NOT NULL,
         source TEXT
-    )
+    ) WITHOUT ROWID
     """,
 )
 
-_HEAD_EVERY_S = 0.05
 _CHECKPOINT_EVERY_S = 1.0
 _CHECKPOINT_EVERY_RECORDS = 256
 
 
+# (whole second, its formatted prefix): two records in the same second format it once.
+_second: tuple[int, str] = (-1, "")
+
+
 def utc_timestamp(at: float | None = None) -> str:
-    moment = datetime.fromtimestamp(time.time() if at is None else at, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """`at` (default: now) as ISO-8601 UTC with milliseconds, e.g. `2026-01-31T23:59:59.999Z`."""
+    global _second
+    now = time.time() if at is None else at
+    # Rounded to the microsecond first, exactly as `datetime.fromtimestamp` does.
+    frac, whole = math.modf(now)
+    micros = round(frac * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    cached = _second
+    if cached[0] == second:
+        prefix = cached[1]
+    else:
+        prefix = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _second = (second, prefix)
+    return f"{prefix}{micros // 1000:03d}Z"
 
 
 class AuditLog:
@@ -81,8 +102,10 @@ class AuditLog:
         self._key: bytes | None = None
         self._last_checkpoint_seq = 0
         self._last_checkpoint_at = 0.0
+        # Commits note their head here (cheaply, on whichever thread committed); the writer
+        # thread's housekeeping writes it out (`flush_head`).
         self._head_pending: tuple[int, str] | None = None
-        self._head_written_at = 0.0
+        self._head_lock = threading.Lock()
 
     @property
     def key(self) -> bytes:
@@ -135,7 +158,7 @@ class AuditLog:
         batch.cache["audit_head"] = (seq, digest)
         if "audit_checkpoint" not in batch.before_commit:
             batch.before_commit["audit_checkpoint"] = self._checkpoint
-            batch.after_commit["audit_head"] = lambda: self._committed(batch)
+            batch.after_commit["audit_head"] = lambda: self.note_head(batch)
         return seq
 
     def open_call(
@@ -169,18 +192,17 @@ class AuditLog:
 
     def note_head(self, batch: Batch) -> None:
         """Remember the head a committed batch reached, to be signed outside the database."""
-        if "audit_head" in batch.cache:
-            self._head_pending = batch.cache["audit_head"]
-
-    def _committed(self, batch: Batch) -> None:
-        self.note_head(batch)
-        if time.monotonic() - self._head_written_at >= _HEAD_EVERY_S:
-            self.flush_head()
+        head = batch.cache.get("audit_head")
+        if head is not None:
+            with self._head_lock:
+                # Batches of one process commit in chain order, so the newest seq wins.
+                if self._head_pending is None or head[0] > self._head_pending[0]:
+                    self._head_pending = head
 
     def flush_head(self) -> None:
         """Write the newest committed head outside the database (writer thread, or after close)."""
-        pending, self._head_pending = self._head_pending, None
+        with self._head_lock:
+            pending, self._head_pending = self._head_pending, None
         if pending is None or self._key is None:
             return
         write_head(self.head_path, self._key, pending[0], pending[1])
-        self._head_written_at = time.monotonic()

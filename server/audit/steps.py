@@ -32,7 +32,7 @@ from server.pipeline.chain import CallNext, Step, ToolCall
 from tools.errors import ToolkilnError
 from tools.model import ToolOutcome, ToolResult
 
-__all__ = ["AuditCalls", "AuditIntent", "AuditRecorder", "whole_if_integral"]
+__all__ = ["AuditCalls", "AuditIntent", "AuditRecorder", "CallsInFlight", "whole_if_integral"]
 
 
 class AuditRecorder:
@@ -131,6 +131,26 @@ class AuditRecorder:
         except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
         return seq
+
+
+class CallsInFlight(Step):
+    """Outermost ledger step: counts the calls in flight, which tells the writer how to commit.
+
+    One call at a time commits inline; concurrent calls share the writer thread's batches.
+    """
+
+    name = "calls_in_flight"
+
+    def __init__(self, writer: GroupCommitWriter) -> None:
+        self._writer = writer
+
+    async def call(self, call: ToolCall, call_next: CallNext) -> ToolOutcome:
+        writer = self._writer
+        writer.calls_in_flight += 1
+        try:
+            return await call_next(call)
+        finally:
+            writer.calls_in_flight -= 1
 
 
 class AuditCalls(Step):

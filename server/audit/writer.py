@@ -1,4 +1,4 @@
-"""Group commit: one writer thread per process batches many small writes into one SQLite transaction.
+"""Group commit: many small writes share one SQLite transaction; an idle writer commits inline.
 
 Audit records, quota reservations, idempotency claims and shared rate-limit buckets are all tiny
 writes that must be committed before a call proceeds. Committing each on its own costs a
@@ -7,12 +7,27 @@ while a transaction is running joins the next one, and each caller awaits the co
 that holds its write. Under load a batch holds dozens of writes, so throughput scales with
 concurrency instead of with commit latency.
 
-Each operation is a plain function run in the writer thread inside the batch's transaction,
-wrapped in a savepoint so one failing operation rolls back only itself. Operations run in the
-order they were submitted, so an operation awaited after earlier fire-and-forget ones (`post`)
-is committed together with, or after, all of them. Several processes may each run a writer on
-the same file: `BEGIN IMMEDIATE` takes SQLite's write lock for the whole batch, so their batches
-interleave but never overlap.
+When nothing is queued and no batch is running, a hand-over to the writer thread and back costs
+far more than the transaction itself (a WAL commit with `synchronous=NORMAL` does no fsync), so
+the caller commits the batch itself, on its own thread, holding the connection's lock. As soon as
+work is queued for the writer thread, or the thread holds the connection, callers queue behind it,
+so submission order is kept. With `synchronous=FULL` every commit waits for the disk, and inline
+commits would stall the event loop for it: everything goes through the thread. An inline commit
+never waits for SQLite's write lock either (another process may hold it for a while): if the lock
+is taken, the batch goes to the thread, which waits up to `busy_timeout`.
+
+Each operation is a plain function run inside the batch's transaction, wrapped in a savepoint so
+one failing operation rolls back only itself. Operations run in the order they were submitted, so
+an operation awaited after earlier fire-and-forget ones (`post`) is committed together with, or
+after, all of them. Several processes may each run a writer on the same file: `BEGIN IMMEDIATE`
+takes SQLite's write lock for the whole batch, so their batches interleave but never overlap.
+
+WAL checkpoints (which copy pages and fsync) are taken off the commit path: the connection never
+checkpoints on commit, where an inline commit would stall the event loop for the disk. The writer
+thread's housekeeping does: first on a connection of its own, which copies the bulk without
+blocking any writer, then, if commits landed meanwhile, once more holding the connection so the
+few new pages are copied with no write of this process in between (a checkpoint racing a steady
+stream of commits never catches up, and SQLite only starts the WAL over once one has).
 """
 
 from __future__ import annotations
@@ -24,13 +39,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 
-from tools.errors import ToolFailure
+from server.audit.batch import Batch, Job, LedgerUnavailable, Op, deliver, fail_all, run_jobs
 
 __all__ = ["Batch", "GroupCommitWriter", "LedgerUnavailable", "Op"]
 
@@ -39,44 +53,8 @@ log = structlog.get_logger("toolkiln.ledger")
 
 Synchronous = Literal["normal", "full"]
 
-
-class LedgerUnavailable(ToolFailure):
-    """The durable store could not be written, so the call is refused (fail closed)."""
-
-    audit_status = "unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"The call was refused because the audit store is unavailable ({detail})")
-        self.detail = detail
-
-
-@dataclass(slots=True)
-class Batch:
-    """Per-transaction scratch space shared by the operations of one batch.
-
-    `cache` lets operations reuse what an earlier one read under the same write lock (the audit
-    chain head); `before_commit` hooks run once, last, inside the transaction; `after_commit`
-    hooks run once the data is durable.
-    """
-
-    cache: dict[str, Any] = field(default_factory=dict)
-    before_commit: dict[str, Callable[[sqlite3.Connection, Batch], None]] = field(default_factory=dict)
-    after_commit: dict[str, Callable[[], None]] = field(default_factory=dict)
-
-
-Op = Callable[[sqlite3.Connection, Batch], T]
-
-
-@dataclass(slots=True)
-class _Job(Generic[T]):
-    op: Op[T]
-    early: bool
-    future: asyncio.Future[T] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    event: threading.Event | None = None
-    result: Any = None
-    error: BaseException | None = None
-
+# Commits between WAL checkpoints: a few pages each, so about SQLite's own default of 1,000 pages.
+_CHECKPOINT_EVERY_COMMITS = 256
 
 _STOP = object()
 
@@ -84,8 +62,12 @@ _STOP = object()
 class GroupCommitWriter:
     """The one writer of a SQLite file in this process.
 
-    `setup` functions run once on the fresh connection (schema, reconciliation); `idle` runs
-    in the writer thread whenever the queue has been empty for `idle_s` (deferred housekeeping).
+    `setup` functions run once on the fresh connection (schema, reconciliation). `housekeeping`
+    runs in the writer thread every `housekeeping_s`, between batches or when idle (deferred side
+    effects such as writing the signed head); `periodic` is an operation committed every
+    `periodic_s`. `inline=False` sends every batch through the thread; by default batches are
+    committed inline when `synchronous` is `normal` and at most `inline_max_calls` calls are in
+    flight.
     """
 
     def __init__(
@@ -96,18 +78,22 @@ class GroupCommitWriter:
         synchronous: Synchronous = "normal",
         max_batch: int = 512,
         busy_timeout_ms: int = 5000,
-        idle: Callable[[], None] | None = None,
-        idle_s: float = 0.05,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_s: float = 0.05,
         periodic: Op[Any] | None = None,
         periodic_s: float = 30.0,
+        inline: bool | None = None,
+        inline_max_calls: int = 1,
     ) -> None:
         self.path = path
         self._setup = tuple(setup)
         self._synchronous = synchronous.upper()
+        self._inline = synchronous == "normal" if inline is None else inline
         self._max_batch = max_batch
         self._busy_timeout_ms = busy_timeout_ms
-        self._idle = idle
-        self._idle_s = idle_s
+        self._housekeeping = housekeeping
+        self._housekeeping_s = housekeeping_s
+        self._next_housekeeping = 0.0
         self._periodic = periodic
         self._periodic_s = periodic_s
         self._next_periodic = time.monotonic() + periodic_s
@@ -115,10 +101,24 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
-        self._posted: list[_Job[Any]] = []
+        self._posted: list[Job[Any]] = []
         self._posted_lock = threading.Lock()
+        # The connection is used by the writer thread and by inline commits, one at a time.
+        self._conn: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()
+        self._waits = True  # whether the connection's busy timeout is on (the thread) or off (inline)
+        # Jobs handed to the writer thread and not yet committed: while any are, nobody commits inline.
+        self._queued = 0
+        self._queued_lock = threading.Lock()
+        self._commits_since_checkpoint = 0
+        # Calls in flight in this process, kept by the ledger's outermost step (`CallsInFlight`).
+        # With more than `inline_max_calls` of them, writes go to the thread even when it is idle:
+        # there, writes of concurrent calls share transactions, and SQLite's work overlaps Python's.
+        self.calls_in_flight = 0
+        self._inline_max_calls = inline_max_calls
         self.batches = 0
         self.operations = 0
+        self.inline_batches = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -151,7 +151,10 @@ class GroupCommitWriter:
             thread, self._thread = self._thread, None
         if thread is None:
             return
-        self._flush_posted()
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        if posted:
+            self._enqueue(posted)
         self._queue.put(_STOP)
         thread.join()
 
@@ -160,29 +163,37 @@ class GroupCommitWriter:
     async def run(self, op: Op[T], *, early: bool = False) -> T:
         """Run `op` in the next batch and return its result once the batch is committed.
 
-        With `early=True` the result is handed back as soon as `op` has run, before the commit:
-        for decisions (admit or not) whose durability is guaranteed by a later awaited write of
-        the same call, which the FIFO order commits together with or after this one.
+        With `early=True` the result may be handed back as soon as `op` has run, before the
+        commit: for decisions (admit or not) whose durability is guaranteed by a later awaited
+        write of the same call, which the FIFO order commits together with or after this one.
 
         Raises:
             LedgerUnavailable: the batch could not be committed.
             Exception: whatever `op` raised (its own writes are rolled back).
         """
-        self._ensure_started()
+        if self._thread is None:
+            self.start()
+        job: Job[T] = Job(op=op, early=early)
+        if self._commit_inline(job):
+            if job.error is not None:
+                raise job.error
+            return job.result  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._submit(_Job(op=op, early=early, future=future, loop=loop))
-        return await future
+        job.future = loop.create_future()
+        job.loop = loop
+        self._submit(job)
+        return await job.future
 
     def post(self, op: Op[Any]) -> None:
         """Queue `op` without waiting; a later awaited operation's commit covers it.
 
-        Posted operations ride along with the next `run` from this process (one hand-over to the
-        writer thread instead of two); if none follows in this event-loop turn, they go alone.
+        Posted operations ride along with the next `run` from this process (one transaction
+        instead of two); if none follows in this event-loop turn, they go alone.
         """
-        self._ensure_started()
+        if self._thread is None:
+            self.start()
         with self._posted_lock:
-            self._posted.append(_Job(op=op, early=False))
+            self._posted.append(Job(op=op, early=False))
             first = len(self._posted) == 1
         if first:
             try:
@@ -190,31 +201,141 @@ class GroupCommitWriter:
             except RuntimeError:
                 self._flush_posted()
 
-    def _flush_posted(self) -> None:
-        with self._posted_lock:
-            posted, self._posted = self._posted, []
-        if posted:
-            self._queue.put(posted)
-
-    def _submit(self, job: _Job[Any]) -> None:
-        with self._posted_lock:
-            posted, self._posted = self._posted, []
-        self._queue.put([*posted, job] if posted else job)
-
     def run_sync(self, op: Op[T]) -> T:
         """`run` for callers without an event loop (the CLI, process-level tests)."""
-        self._ensure_started()
-        job: _Job[T] = _Job(op=op, early=False, event=threading.Event())
-        self._submit(job)
-        assert job.event is not None
-        job.event.wait()
+        if self._thread is None:
+            self.start()
+        job: Job[T] = Job(op=op, early=False)
+        if not self._commit_inline(job):
+            job.event = threading.Event()
+            self._submit(job)
+            job.event.wait()
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[no-any-return]
 
-    def _ensure_started(self) -> None:
-        if self._thread is None:
-            self.start()
+    def _flush_posted(self) -> None:
+        if self._commit_inline(None):
+            return
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        if posted:
+            self._enqueue(posted)
+
+    def _submit(self, job: Job[Any]) -> None:
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        self._enqueue([*posted, job] if posted else [job])
+
+    def _enqueue(self, jobs: list[Job[Any]]) -> None:
+        with self._queued_lock:
+            self._queued += len(jobs)
+        self._queue.put(jobs)
+
+    def _commit_inline(self, job: Job[Any] | None) -> bool:
+        """Commit the posted jobs and `job` on this thread if the writer is idle; whether it did."""
+        if (
+            not self._inline
+            or self._queued
+            or self.calls_in_flight > self._inline_max_calls
+            or not self._conn_lock.acquire(blocking=False)
+        ):
+            return False
+        try:
+            conn = self._conn
+            if conn is None or self._queued:
+                return False
+            with self._posted_lock:
+                posted, self._posted = self._posted, []
+            jobs = posted if job is None else [*posted, job]
+            if not jobs:
+                return True
+            if self._commit(conn, jobs, inline=True):
+                self.inline_batches += 1
+                return True
+            with self._posted_lock:  # not committed: the posted jobs keep their place in line
+                self._posted[:0] = posted
+            return False
+        finally:
+            self._conn_lock.release()
+
+    # -- committing (connection lock held) -------------------------------------------------
+
+    def _begin(self, conn: sqlite3.Connection, *, wait: bool) -> None:
+        if wait != self._waits:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms) if wait else 0}")
+            self._waits = wait
+        conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self, conn: sqlite3.Connection, jobs: list[Job[Any]], *, inline: bool) -> bool:
+        """Run `jobs` in one transaction and deliver their results.
+
+        Returns False only for an inline batch whose transaction could not begin (another
+        process holds the write lock): nothing ran, and the caller hands the jobs to the thread.
+        """
+        try:
+            self._begin(conn, wait=not inline)
+        except sqlite3.Error as exc:
+            if inline:
+                return False
+            self._settle_queued(jobs, inline)
+            fail_all(jobs, exc)
+            return True
+        batch = Batch()
+        pending: list[Job[Any]] = []
+        try:
+            if inline and len(jobs) == 1:
+                if not self._run_alone(conn, batch, jobs[0]):
+                    return True
+                pending.append(jobs[0])
+            done = len(pending)
+            while done < len(jobs):
+                run_jobs(conn, batch, jobs[done:], pending, hand_back=not inline)
+                done = len(jobs)
+                if not inline:
+                    # Whatever queued up meanwhile joins this transaction rather than waiting for it.
+                    jobs.extend(self._drain(self._max_batch - len(jobs)))
+            for hook in batch.before_commit.values():
+                hook(conn, batch)
+            conn.execute("COMMIT")
+        except Exception as exc:  # a failed commit (or hook) fails every caller still waiting
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._settle_queued(jobs, inline)
+            fail_all(pending, exc)
+            return True
+        self.batches += 1
+        self.operations += len(jobs)
+        self._commits_since_checkpoint += 1
+        for after in batch.after_commit.values():
+            try:
+                after()
+            except Exception:  # the data is committed; a failing side effect is only logged
+                log.exception("ledger_after_commit_failed")
+        self._settle_queued(jobs, inline)
+        deliver(pending)
+        return True
+
+    @staticmethod
+    def _run_alone(conn: sqlite3.Connection, batch: Batch, job: Job[Any]) -> bool:
+        """Run the only job of an inline batch; whether it succeeded (if not, all is rolled back).
+
+        Alone in its transaction, it needs no savepoint: the common case saves two statements.
+        """
+        try:
+            job.result = job.op(conn, batch)
+        except Exception as exc:
+            job.error = exc
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            return False
+        return True
+
+    def _settle_queued(self, jobs: list[Job[Any]], inline: bool) -> None:
+        # Before delivery, so a caller woken by this batch may already commit its next write inline.
+        if not inline:
+            with self._queued_lock:
+                self._queued -= len(jobs)
 
     # -- the writer thread -----------------------------------------------------------------
 
@@ -224,6 +345,8 @@ class GroupCommitWriter:
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Checkpoints happen in housekeeping, never inside a commit (see the module docstring).
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         for setup in self._setup:
             setup(conn)
         return conn
@@ -235,30 +358,33 @@ class GroupCommitWriter:
             self._failure = exc
             ready.set()
             return
+        self._conn = conn
         ready.set()
+        side: list[sqlite3.Connection] = []  # the checkpoint connection, opened on first use
         try:
-            self._loop(conn)
+            self._loop(conn, side)
         finally:
-            conn.close()
+            for extra in side:
+                extra.close()
+            with self._conn_lock:
+                self._conn = None
+                conn.close()
 
-    def _loop(self, conn: sqlite3.Connection) -> None:
+    def _loop(self, conn: sqlite3.Connection, side: list[sqlite3.Connection]) -> None:
         stopping = False
         while not stopping:
             try:
-                first = self._queue.get(timeout=self._idle_s)
+                first = self._queue.get(timeout=self._housekeeping_s)
             except queue.Empty:
-                self._run_idle()
-                self._run_periodic(conn)
+                self._tidy(conn, side)
                 continue
-            jobs: list[_Job[Any]] = []
+            jobs: list[Job[Any]] = []
             item = first
             while True:
                 if item is _STOP:
                     stopping = True
-                elif isinstance(item, list):
-                    jobs.extend(item)
                 else:
-                    jobs.append(item)
+                    jobs.extend(item)
                 if stopping or len(jobs) >= self._max_batch:
                     break
                 try:
@@ -266,80 +392,52 @@ class GroupCommitWriter:
                 except queue.Empty:
                     break
             if jobs:
-                self._commit_batch(conn, jobs)
-            self._run_periodic(conn)
-        self._run_idle()
+                with self._conn_lock:
+                    self._commit(conn, jobs, inline=False)
+            if time.monotonic() >= self._next_housekeeping:
+                # Under steady load the queue is never empty for long: tidy between batches too.
+                self._tidy(conn, side)
+        self._tidy(conn, side)
+
+    def _tidy(self, conn: sqlite3.Connection, side: list[sqlite3.Connection]) -> None:
+        self._next_housekeeping = time.monotonic() + self._housekeeping_s
+        self._run_periodic(conn)
+        if self._housekeeping is not None:
+            try:
+                self._housekeeping()
+            except Exception:  # housekeeping never stops the writer
+                log.exception("ledger_housekeeping_failed")
+        if self._commits_since_checkpoint >= _CHECKPOINT_EVERY_COMMITS:
+            self._checkpoint(conn, side)
+
+    def _checkpoint(self, conn: sqlite3.Connection, side: list[sqlite3.Connection]) -> None:
+        # Passive: never waits for readers or other processes; it copies what it can.
+        self._commits_since_checkpoint = 0
+        try:
+            if not side:
+                side.append(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False))
+            busy, frames, copied = side[0].execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy or frames != copied:
+                with self._conn_lock:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the WAL only grows until the next try
+            log.warning("ledger_checkpoint_failed", error=str(exc)[:200])
 
     def _run_periodic(self, conn: sqlite3.Connection) -> None:
-        # Checked after every batch and every idle wake-up, so it runs under load as well.
         if self._periodic is None or time.monotonic() < self._next_periodic:
             return
         self._next_periodic = time.monotonic() + self._periodic_s
-        job: _Job[Any] = _Job(op=self._periodic, early=False)
-        self._commit_batch(conn, [job])
+        job: Job[Any] = Job(op=self._periodic, early=False)
+        # Counted as queued, like any job the thread commits, so inline commits wait for it.
+        with self._queued_lock:
+            self._queued += 1
+        with self._conn_lock:
+            self._commit(conn, [job], inline=False)
         if job.error is not None:
             log.error("ledger_periodic_failed", error=str(job.error)[:200])
 
-    def _run_idle(self) -> None:
-        if self._idle is None:
-            return
-        try:
-            self._idle()
-        except Exception:  # housekeeping never stops the writer
-            log.exception("ledger_idle_failed")
-
-    def _commit_batch(self, conn: sqlite3.Connection, jobs: list[_Job[Any]]) -> None:
-        batch = Batch()
-        pending: list[_Job[Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self._fail_all(jobs, exc)
-            return
-        try:
-            done = 0
-            while done < len(jobs):
-                early: list[_Job[Any]] = []
-                for job in jobs[done:]:
-                    self._run_job(conn, batch, job)
-                    (early if job.early or job.error is not None else pending).append(job)
-                done = len(jobs)
-                if early:
-                    _deliver(early)
-                # Whatever queued up meanwhile joins this transaction rather than waiting for it.
-                jobs.extend(self._drain(self._max_batch - len(jobs)))
-            for hook in batch.before_commit.values():
-                hook(conn, batch)
-            conn.execute("COMMIT")
-        except Exception as exc:  # a failed commit (or hook) fails every caller still waiting
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            self._fail_all(pending, exc)
-            return
-        self.batches += 1
-        self.operations += len(jobs)
-        for after in batch.after_commit.values():
-            try:
-                after()
-            except Exception:  # the data is committed; a failing side effect is only logged
-                log.exception("ledger_after_commit_failed")
-        _deliver(pending)
-
-    def _run_job(self, conn: sqlite3.Connection, batch: Batch, job: _Job[Any]) -> None:
-        conn.execute("SAVEPOINT op")
-        saved = dict(batch.cache)
-        try:
-            job.result = job.op(conn, batch)
-        except Exception as exc:
-            conn.execute("ROLLBACK TO op")
-            # What the op cached (a chain head it appended) was rolled back with it.
-            batch.cache.clear()
-            batch.cache.update(saved)
-            job.error = exc
-        conn.execute("RELEASE op")
-
-    def _drain(self, room: int) -> list[_Job[Any]]:
-        taken: list[_Job[Any]] = []
+    def _drain(self, room: int) -> list[Job[Any]]:
+        taken: list[Job[Any]] = []
         while len(taken) < room:
             try:
                 item = self._queue.get_nowait()
@@ -348,43 +446,8 @@ class GroupCommitWriter:
             if item is _STOP:
                 self._queue.put(_STOP)  # nothing is queued after it; the main loop stops next
                 break
-            if isinstance(item, list):
-                taken.extend(item)
-            else:
-                taken.append(item)
+            taken.extend(item)
         return taken
-
-    def _fail_all(self, jobs: list[_Job[Any]], exc: Exception) -> None:
-        log.error("ledger_batch_failed", error=str(exc)[:200], operations=len(jobs))
-        failure = LedgerUnavailable(type(exc).__name__ + ": " + str(exc)[:120])
-        for job in jobs:
-            job.error = failure
-            job.result = None
-        _deliver(jobs)
-
-
-def _deliver(jobs: list[_Job[Any]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
-    for job in jobs:
-        if job.event is not None:
-            job.event.set()
-        elif job.loop is not None:
-            by_loop.setdefault(job.loop, []).append(job)
-    # One wake-up per event loop per batch instead of one per operation.
-    for loop, group in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
-            loop.call_soon_threadsafe(_resolve, group)
-
-
-def _resolve(group: list[_Job[Any]]) -> None:
-    for job in group:
-        future = job.future
-        if future is None or future.done():
-            continue
-        if job.error is not None:
-            future.set_exception(job.error)
-        else:
-            future.set_result(job.result)
 
 
 def now_s() -> float:

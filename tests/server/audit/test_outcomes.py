@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,9 @@ async def test_a_call_cancelled_while_its_intent_commits_gets_one_intent_and_one
         writer = runtime.ledger.writer
         assert writer is not None
         async with anyio.create_task_group() as outer:
-            outer.start_soon(writer.run, hold)
+            # The held batch runs off the event loop (an idle writer would commit it inline, on
+            # whichever thread submits it), so the call below must queue behind it.
+            outer.start_soon(partial(anyio.to_thread.run_sync, writer.run_sync, hold))
             await anyio.to_thread.run_sync(entered.wait, 10)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(call, runtime, "mutate", {})
