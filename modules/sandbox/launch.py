@@ -3,8 +3,7 @@
 Both tiers drop to a distinct, otherwise unused uid with `setpriv` first: `RLIMIT_NPROC` binds
 only a non-root uid, and a process of another uid can neither read the server's `/proc/<pid>/mem`
 or `environ` nor signal it. The full tier then enters bubblewrap (new user, PID, network, IPC and
-UTS namespaces; read-only `/usr`; the module and the worker library bound read-only from open
-directory fds; a size-capped private tmpfs; an empty environment). The worker itself applies
+UTS namespaces; read-only `/usr`; a size-capped private tmpfs; an empty environment). The worker itself applies
 rlimits, Landlock and seccomp before the module's code is imported (`toolkiln_worker.confine`).
 
 Directories are handed over as open fds rather than paths: the server's data dir may sit below a
@@ -85,13 +84,15 @@ def worker_command(spec: WorkerSpec, launch: Launch) -> list[str]:
             "log_kb_per_call": limits.log_kb_per_call,
         },
     }
+    # Both tiers reach the module and the worker library through the inherited fds (bubblewrap's
+    # --ro-bind-fd resolves the fd as the sandbox uid after entering the namespaces, and fails when
+    # an ancestor directory is private); the worker's Landlock rules make them read-only.
+    config.update(module=f"/proc/self/fd/{launch.module_fd}", sdk=f"/proc/self/fd/{launch.sdk_fd}", scratch=None)
     if launch.tier == "fallback":
-        # No mount namespace: the directories are reached through the inherited fds, and there is
-        # no writable place at all (no private tmpfs to bound it).
-        config.update(module=f"/proc/self/fd/{launch.module_fd}", sdk=f"/proc/self/fd/{launch.sdk_fd}", scratch=None)
+        # No mount namespace, so no private tmpfs to bound writes: no writable place at all.
         return [*drop, *_python_args(launch.interpreter, config["sdk"], config)]
     scratch = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs, not the host's
-    config.update(module="/module", sdk="/sdk", scratch=scratch)
+    config.update(scratch=scratch)
     bwrap = shutil.which("bwrap") or "bwrap"
     sandbox = [
         bwrap,
@@ -102,10 +103,7 @@ def worker_command(spec: WorkerSpec, launch: Launch) -> list[str]:
         "--ro-bind", "/usr", "/usr", *_root_links(),
         "--proc", "/proc", "--dev", "/dev",
         "--size", str(limits.file_size_mb * 1024 * 1024), "--tmpfs", scratch,
-        "--ro-bind-fd", str(launch.module_fd), "/module",
-        "--ro-bind-fd", str(launch.sdk_fd), "/sdk",
         "--remount-ro", "/",
-        "--chdir", "/module",
         "--",
     ]  # fmt: skip
-    return [*drop, *sandbox, *_python_args(launch.interpreter, "/sdk", config)]
+    return [*drop, *sandbox, *_python_args(launch.interpreter, config["sdk"], config)]
