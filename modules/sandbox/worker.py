@@ -205,7 +205,12 @@ class Worker:
             raise WorkerCrashed(f"Module '{self.spec.label}' is stopped")
         if not self.alive:
             await self._shutdown(graceful=False)
-            await self._start()
+            try:
+                await self._start()
+            except ModuleLoadFailed as exc:
+                # Mid-call, a worker that cannot come back is a failed call, not a start-up error.
+                await self._emit("load_failed", "restart failed", detail=exc.problem)
+                raise WorkerCrashed(exc.message) from None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
