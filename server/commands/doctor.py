@@ -1,7 +1,7 @@
 """`toolkiln doctor`: what is missing before the configured sources can work.
 
 Checks, in order: the config (it loaded, or the CLI already said why not), the credential key
-and store (every row readable, rotation finished), each source (its spec converts, its
+and store (every row readable, rotation finished), the module sandbox tier, each source (its spec converts, its
 `[sources.auth]` handles resolve to schemes and to stored credentials of the right kind and
 origin), and whether each upstream answers at all. Prints one line per finding and exits 1 when
 anything needs fixing. It never prints a secret.
@@ -130,6 +130,18 @@ def _source(source: OpenApiSourceSettings, base_dir: Path | None, vault: Vault, 
     return base_url
 
 
+def _sandbox(found: Findings) -> None:
+    from modules.sandbox.report import sandbox_report
+
+    report = sandbox_report()
+    head, *details = report.lines()
+    if report.tier == "refused":
+        found.missing(head)
+    else:
+        found.ok(head)
+    found.lines.extend(f"         {line}" for line in details)
+
+
 def _reachable(name: str, base_url: str, allow: tuple[str, ...], timeout: float, found: Findings) -> None:
     import anyio
     import httpx
@@ -168,6 +180,7 @@ def _run(ctx: CommandContext) -> int:
     vault = Vault(settings.credentials.db_path(data_dir), settings.credentials.key_file(data_dir))
     try:
         _keys(vault, found)
+        _sandbox(found)
         base_dir = settings.source_path.parent if settings.source_path is not None else None
         if not settings.sources:
             found.ok("sources: none configured")
