@@ -1,9 +1,10 @@
 """A module's manifest (`manifest.toml`) and its place on disk.
 
 A module lives in `<data_dir>/modules/<name>/<version>/`: the manifest, its code (the entry file
-and anything beside it) and its own tests (`tests/test_*.py`). The manifest is untrusted input:
-it is parsed strictly (unknown keys are errors, no coercion) and a bad one is rejected with every
-problem named at once, so whoever wrote it (a person or a model) can fix them all in one pass.
+and anything beside it) and its own tests (`tests/test_*.py`, run in the sandbox at validation).
+The manifest is untrusted input: it is parsed strictly (unknown keys are errors, no coercion) and
+a bad one is rejected with every problem named at once, so whoever wrote it (a person or a model)
+can fix them all in one pass.
 """
 
 from __future__ import annotations
@@ -165,8 +166,6 @@ class ModuleManifest(_Strict):
     description: str = Field(min_length=1, max_length=4000)
     # The file the worker imports; its tools are functions named like the declared tools.
     entry: str = "module.py"
-    # The folder of the module's own tests (`test_*.py`), run in the sandbox at validation.
-    tests: str = "tests"
     tools: tuple[ModuleTool, ...] = Field(min_length=1, max_length=64)
     egress: tuple[str, ...] = Field(default=(), max_length=32)
     # Credential handles the broker injects for this module; the module never sees the secret.
@@ -182,11 +181,6 @@ class ModuleManifest(_Strict):
         if not value.endswith(".py"):
             raise ValueError("entry must be a .py file")
         return value
-
-    @field_validator("tests")
-    @classmethod
-    def _tests(cls, value: str) -> str:
-        return _relative_file(value, "tests")
 
     @field_validator("egress")
     @classmethod
@@ -208,6 +202,11 @@ class ModuleManifest(_Strict):
         if repeated:
             raise ValueError(f"tool names repeat: {', '.join(repeated)}")
         return self
+
+    @classmethod
+    def stored(cls, data: dict[str, Any]) -> ModuleManifest:
+        """A manifest the registry stored (already validated once, as JSON)."""
+        return cls.model_validate_json(json.dumps(data), strict=True)
 
     @property
     def ref(self) -> ModuleRef:

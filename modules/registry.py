@@ -30,7 +30,7 @@ import anyio
 from modules.approval import Pins
 from modules.manifest import ModuleRef
 
-__all__ = ["REGISTRY_FILE", "ModuleEvent", "ModuleRecord", "ModuleRegistry", "State"]
+__all__ = ["REGISTRY_FILE", "ModuleEvent", "ModuleRecord", "ModuleRegistry", "State", "version_key"]
 
 State = Literal["draft", "validated", "approved", "active", "disabled"]
 STATES: tuple[State, ...] = ("draft", "validated", "approved", "active", "disabled")
@@ -117,7 +117,7 @@ def _record(row: Sequence[Any]) -> ModuleRecord:
     )
 
 
-def _version_key(version: str) -> tuple[int, int, int, int, str]:
+def version_key(version: str) -> tuple[int, int, int, int, str]:
     core, _, tag = version.partition("-")
     major, minor, patch = (int(part) for part in core.split("."))
     # A release sorts after its pre-releases.
@@ -173,7 +173,7 @@ class ModuleRegistry:
             params = (name,)
         async with self.db.execute(query, params) as cursor:
             rows = [_record(row) for row in await cursor.fetchall()]
-        return sorted(rows, key=lambda r: (r.name, _version_key(r.version)))
+        return sorted(rows, key=lambda r: (r.name, version_key(r.version)))
 
     async def active(self) -> dict[str, ModuleRecord]:
         """Name → the version that should be serving."""
@@ -195,7 +195,8 @@ class ModuleRegistry:
         async with self.db.execute(query, (*params, limit)) as cursor:
             rows = await cursor.fetchall()
         return [
-            ModuleEvent(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else {}) for r in reversed(list(rows))
+            ModuleEvent(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else {})
+            for r in reversed(list(rows))
         ]
 
     @contextlib.asynccontextmanager

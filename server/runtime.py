@@ -41,6 +41,9 @@ class Runtime:
     storage: Storage | None = None
     # Run when the server stops (newest first): sources close their connection pools, watchers.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Run once storage and the ledger are open, in order: sources that need the event loop or the
+    # database (module workers, registry watchers) start here; they add their own closers.
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     pipeline: Pipeline = field(init=False)
     # The policy in force (refuses to start on a bad policy) and who each request's caller is.
     policy: PolicyHolder = field(init=False)
@@ -81,6 +84,8 @@ class Runtime:
         try:
             # Opened now so a missing audit key or an unwritable store stops start-up, not a call.
             self.ledger.open()
+            for start in self.starters:
+                await start()
             yield self
         finally:
             for close in reversed(self.closers):

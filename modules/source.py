@@ -1,0 +1,169 @@
+"""The module tool source: installs the management tools and, once the server runs, the modules.
+
+At start-up (a runtime starter, after storage and the audit log are open) it opens the module
+registry, registers versions found on disk as drafts, loads every active version that is intact,
+and logs every other version with why it is not serving. Then it polls: a registry change made
+by another process (`toolkiln modules approve|activate|disable|rollback`) is picked up within
+`poll_interval_s`, and every loaded version's files are re-hashed on the same beat, so a file
+edited after approval disables its module without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from modules.admin_tools import admin_tools
+from modules.broker.types import HttpHandler
+from modules.lifecycle import ModuleLifecycle, StartWorker, Worker, why_not_loaded
+from modules.loader import ModuleLoader
+from modules.manifest import ModuleRef
+from modules.registry import ModuleRegistry
+from modules.sandbox.spec import WorkerSpec
+from server.runtime import Runtime
+
+__all__ = ["ModuleSource", "install_modules", "ledger_audit", "sandbox_starter"]
+
+log = structlog.get_logger("toolkiln.modules")
+
+# The egress broker for one module version (its allowlist and credentials come from the spec).
+BrokerFor = Callable[[WorkerSpec], HttpHandler | None]
+
+
+def ledger_audit(runtime: Runtime) -> Any:
+    """An audit sink appending `event` records to the runtime's audit chain (None when it is off)."""
+    recorder = runtime.ledger.recorder
+    if recorder is None:
+        return None
+
+    async def append(event: str, ref: ModuleRef, actor: str, detail: dict[str, Any]) -> None:
+        call_id = f"module-{uuid.uuid4().hex[:16]}"
+
+        def op(conn: sqlite3.Connection, batch: Any) -> int:
+            return recorder.log.append(
+                conn, batch, kind="event", call_id=call_id, principal=actor[:128], tool=f"module:{ref}",
+                status=event, fields={"source": f"module:{ref.name}", "detail": detail},
+            )  # fmt: skip
+
+        await recorder.writer.run(op)
+
+    return append
+
+
+def sandbox_starter(loader: ModuleLoader | None = None, broker: BrokerFor | None = None) -> StartWorker | None:
+    """The sandbox's `start_worker` with this module's broker and events routed to `loader`;
+    None when this host offers no sandbox tier (modules are then refused, with the reason logged)."""
+    from modules.sandbox import sandbox_report, start_worker
+
+    report = sandbox_report()
+    if report.tier == "refused":
+        return None
+
+    async def start(spec: WorkerSpec) -> Worker:
+        return await start_worker(
+            spec,
+            broker=None if broker is None else broker(spec),
+            on_event=None if loader is None else loader.on_event,
+            report=report,
+        )
+
+    return start
+
+
+class ModuleSource:
+    """Owns the lifecycle and loader of one runtime."""
+
+    def __init__(self, runtime: Runtime, start_worker: StartWorker | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings.modules
+        self._start_worker = start_worker
+        self._lifecycle: ModuleLifecycle | None = None
+        self.loader: ModuleLoader | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._revision = 0
+
+    @property
+    def lifecycle(self) -> ModuleLifecycle:
+        if self._lifecycle is None:
+            raise RuntimeError("the module source has not started")
+        return self._lifecycle
+
+    def serving(self) -> dict[str, str]:
+        """Module name → the version whose tools are registered now."""
+        return {} if self.loader is None else {name: m.version for name, m in self.loader.loaded.items()}
+
+    def _taken_names(self) -> dict[str, str]:
+        return {
+            tool.name: tool.source for tool in self.runtime.registry.tools() if not tool.source.startswith("module:")
+        }
+
+    async def start(self) -> None:
+        data_dir = self.runtime.settings.server.data_dir
+        registry = await ModuleRegistry.open(data_dir)
+        self.runtime.closers.append(self.close)
+        self._lifecycle = ModuleLifecycle(
+            data_dir,
+            registry,
+            self.settings,
+            audit=ledger_audit(self.runtime),
+            taken_names=self._taken_names,
+        )
+        self.loader = ModuleLoader(self._lifecycle, self.runtime.registry, None)
+        starter = self._start_worker or sandbox_starter(self.loader)
+        self._lifecycle.start_worker = starter
+        self.loader.start_worker = starter
+        if starter is None:
+            log.warning("modules_refused", why="no sandbox tier is available on this host (see `toolkiln doctor`)")
+        records = await self._lifecycle.scan()
+        self._revision = await registry.revision()
+        await self.loader.check_integrity(actor="startup")
+        serving = self.serving()
+        for record in await registry.versions():
+            if serving.get(record.name) != record.version:
+                log.info("module_not_loaded", module=str(record.ref), state=record.state, why=why_not_loaded(record))
+        log.info("modules_started", versions=len(records), serving=serving)
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def sync(self) -> dict[str, str]:
+        """Apply registry changes now (the management tools call this after a change)."""
+        if self.loader is not None:
+            await self.loader.sync()
+            self._revision = await self.lifecycle.registry.revision()
+        return self.serving()
+
+    async def _poll(self) -> None:
+        assert self.loader is not None
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                revision = await self.lifecycle.registry.revision()
+                if revision != self._revision:
+                    self._revision = revision
+                    await self.loader.sync()
+                await self.loader.check_integrity()
+            except Exception:  # a poll that fails is retried on the next beat
+                log.exception("modules_poll_failed")
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self.loader is not None:
+            await self.loader.close()
+        if self._lifecycle is not None:
+            await self._lifecycle.registry.close()
+
+
+def install_modules(runtime: Runtime, *, start_worker: StartWorker | None = None) -> ModuleSource:
+    """Register the management tools now and start the modules with the server."""
+    source = ModuleSource(runtime, start_worker)
+    runtime.registry.replace_source("internal", admin_tools(lambda: source.lifecycle, source.sync, source.serving))
+    runtime.starters.append(source.start)
+    return source
