@@ -14,26 +14,26 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 
 from modules.admin_tools import admin_tools
-from modules.broker.types import HttpHandler
+from modules.broker import Broker, Injector
 from modules.lifecycle import ModuleLifecycle, StartWorker, Worker, why_not_loaded
 from modules.loader import ModuleLoader
 from modules.manifest import ModuleRef
 from modules.registry import ModuleRegistry
-from modules.sandbox.spec import WorkerSpec
+from modules.sandbox.errors import ModuleLoadFailed
+from modules.sandbox.report import SandboxReport
+from modules.sandbox.spec import TestReport, ToolSpec, WorkerSpec
 from server.runtime import Runtime
+from tools.model import ToolResult
 
 __all__ = ["ModuleSource", "install_modules", "ledger_audit", "sandbox_starter"]
 
 log = structlog.get_logger("toolkiln.modules")
-
-# The egress broker for one module version (its allowlist and credentials come from the spec).
-BrokerFor = Callable[[WorkerSpec], HttpHandler | None]
 
 
 def ledger_audit(runtime: Runtime) -> Any:
@@ -56,22 +56,54 @@ def ledger_audit(runtime: Runtime) -> Any:
     return append
 
 
-def sandbox_starter(loader: ModuleLoader | None = None, broker: BrokerFor | None = None) -> StartWorker | None:
-    """The sandbox's `start_worker` with this module's broker and events routed to `loader`;
-    None when this host offers no sandbox tier (modules are then refused, with the reason logged)."""
+class _BrokeredWorker:
+    """A worker together with its broker, which closes when the worker stops."""
+
+    def __init__(self, worker: Worker, broker: Broker) -> None:
+        self._worker = worker
+        self._broker = broker
+
+    async def tools(self) -> Sequence[ToolSpec]:
+        return await self._worker.tools()
+
+    async def call(self, name: str, arguments: dict[str, Any], timeout_s: float | None = None) -> ToolResult:
+        return await self._worker.call(name, arguments, timeout_s)
+
+    async def run_tests(self, timeout_s: float | None = None) -> TestReport:
+        return await self._worker.run_tests(timeout_s)
+
+    async def stop(self) -> None:
+        try:
+            await self._worker.stop()
+        finally:
+            await self._broker.aclose()
+
+
+def sandbox_starter(loader: ModuleLoader | None = None, injector: Injector | None = None) -> StartWorker:
+    """Starts a worker in the strongest sandbox tier the host offers, with a broker for the
+    module's allowlist and credential handles and its events routed to `loader`.
+
+    The host is probed on first use, so a server without modules never pays for the probe.
+    """
     from modules.sandbox import sandbox_report, start_worker
 
-    report = sandbox_report()
-    if report.tier == "refused":
-        return None
+    report: list[SandboxReport] = []
 
     async def start(spec: WorkerSpec) -> Worker:
-        return await start_worker(
-            spec,
-            broker=None if broker is None else broker(spec),
-            on_event=None if loader is None else loader.on_event,
-            report=report,
-        )
+        if not report:
+            report.append(await asyncio.to_thread(sandbox_report))
+            log.info("modules_sandbox", tier=report[0].tier)
+        if spec.credentials and injector is None:
+            raise ModuleLoadFailed(spec.label, "it needs credential handles but no credential store is configured")
+        broker = Broker(spec.egress, credentials=spec.credentials, injector=injector)
+        try:
+            worker = await start_worker(
+                spec, broker=broker, on_event=None if loader is None else loader.on_event, report=report[0]
+            )
+        except BaseException:
+            await broker.aclose()
+            raise
+        return _BrokeredWorker(worker, broker)
 
     return start
 
@@ -79,8 +111,11 @@ def sandbox_starter(loader: ModuleLoader | None = None, broker: BrokerFor | None
 class ModuleSource:
     """Owns the lifecycle and loader of one runtime."""
 
-    def __init__(self, runtime: Runtime, start_worker: StartWorker | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, start_worker: StartWorker | None = None, injector: Injector | None = None
+    ) -> None:
         self.runtime = runtime
+        self._injector = injector
         self.settings = runtime.settings.modules
         self._start_worker = start_worker
         self._lifecycle: ModuleLifecycle | None = None
@@ -115,11 +150,9 @@ class ModuleSource:
             taken_names=self._taken_names,
         )
         self.loader = ModuleLoader(self._lifecycle, self.runtime.registry, None)
-        starter = self._start_worker or sandbox_starter(self.loader)
+        starter = self._start_worker or sandbox_starter(self.loader, self._injector)
         self._lifecycle.start_worker = starter
         self.loader.start_worker = starter
-        if starter is None:
-            log.warning("modules_refused", why="no sandbox tier is available on this host (see `toolkiln doctor`)")
         records = await self._lifecycle.scan()
         self._revision = await registry.revision()
         await self.loader.check_integrity(actor="startup")
@@ -161,9 +194,15 @@ class ModuleSource:
             await self._lifecycle.registry.close()
 
 
-def install_modules(runtime: Runtime, *, start_worker: StartWorker | None = None) -> ModuleSource:
-    """Register the management tools now and start the modules with the server."""
-    source = ModuleSource(runtime, start_worker)
+def install_modules(
+    runtime: Runtime, *, start_worker: StartWorker | None = None, injector: Injector | None = None
+) -> ModuleSource:
+    """Register the management tools now and start the modules with the server.
+
+    `injector` adds credentials to a module's upstream requests (modules that declare credential
+    handles fail to load without one); `start_worker` replaces the sandbox (benchmarks).
+    """
+    source = ModuleSource(runtime, start_worker, injector)
     runtime.registry.replace_source("internal", admin_tools(lambda: source.lifecycle, source.sync, source.serving))
     runtime.starters.append(source.start)
     return source

@@ -24,6 +24,10 @@ def install_sources(
 
         install_fixtures(runtime)
     settings = runtime.settings
+    if settings.modules.enabled:
+        from modules.source import install_modules
+
+        install_modules(runtime)
     if settings.sources or specs:
         from tools.openapi.install import install_openapi
 
