@@ -21,13 +21,14 @@ import structlog
 
 from modules.admin_tools import admin_tools
 from modules.broker import Broker, Injector
-from modules.lifecycle import ModuleLifecycle, StartWorker, Worker, why_not_loaded
+from modules.lifecycle import AuditSink, ModuleLifecycle, StartWorker, Worker, why_not_loaded
 from modules.loader import ModuleLoader
 from modules.manifest import ModuleRef
 from modules.registry import ModuleRegistry
 from modules.sandbox.errors import ModuleLoadFailed
 from modules.sandbox.report import SandboxReport
 from modules.sandbox.spec import TestReport, ToolSpec, WorkerSpec
+from server.audit.ledger import Ledger
 from server.runtime import Runtime
 from tools.model import ToolResult
 
@@ -36,9 +37,9 @@ __all__ = ["ModuleSource", "install_modules", "ledger_audit", "sandbox_starter"]
 log = structlog.get_logger("toolkiln.modules")
 
 
-def ledger_audit(runtime: Runtime) -> Any:
-    """An audit sink appending `event` records to the runtime's audit chain (None when it is off)."""
-    recorder = runtime.ledger.recorder
+def ledger_audit(ledger: Ledger) -> AuditSink | None:
+    """An audit sink appending `event` records to the ledger's audit chain (None when it is off)."""
+    recorder = ledger.recorder
     if recorder is None:
         return None
 
@@ -146,7 +147,7 @@ class ModuleSource:
             data_dir,
             registry,
             self.settings,
-            audit=ledger_audit(self.runtime),
+            audit=ledger_audit(self.runtime.ledger),
             taken_names=self._taken_names,
         )
         self.loader = ModuleLoader(self._lifecycle, self.runtime.registry, None)

@@ -14,6 +14,7 @@ from server.commands.demo import COMMAND as DEMO
 from server.commands.doctor import COMMAND as DOCTOR
 from server.commands.init import COMMAND as INIT
 from server.commands.inspect import COMMAND as INSPECT
+from server.commands.modules import COMMAND as MODULES
 from server.commands.policy import COMMAND as POLICY
 from server.commands.reload import COMMAND as RELOAD
 from server.commands.serve import COMMAND as SERVE
@@ -37,4 +38,5 @@ ALL_COMMANDS: tuple[Command, ...] = (
     INSPECT,
     RELOAD,
     DOCTOR,
+    MODULES,
 )
