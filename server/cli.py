@@ -1,4 +1,9 @@
-"""`toolkiln` command line. Each subcommand lives in `server.commands`."""
+"""`toolkiln` command line. Each subcommand lives in `server.commands`.
+
+Importing this module is cheap: the command modules, settings and logging (and through them the
+MCP SDK) are imported inside `main`, after the garbage collector is paused for start-up
+(`server.startup` says why).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from server.commands import ALL_COMMANDS, CommandContext
-from server.config import DEFAULT_CONFIG_NAME, Settings, load_settings
-from server.logs import configure_logging
-from server.version import __version__
-from tools.errors import ConfigError, SetupError
+from server.startup import end_startup, pause_collector
 
 __all__ = ["EXIT_USAGE", "main"]
 
@@ -21,6 +22,8 @@ EXIT_USAGE = 2
 
 def config_path(arg: str | None) -> Path | None:
     """--config, else $TOOLKILN_CONFIG, else ./toolkiln.toml when it exists, else built-in defaults."""
+    from server.config import DEFAULT_CONFIG_NAME
+
     if arg:
         return Path(arg)
     env = os.environ.get("TOOLKILN_CONFIG")
@@ -31,6 +34,9 @@ def config_path(arg: str | None) -> Path | None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from server.commands import ALL_COMMANDS
+    from server.version import __version__
+
     parser = argparse.ArgumentParser(
         prog="toolkiln",
         description="An MCP tool gateway: turns OpenAPI specs and native adapters into safe MCP tools.",
@@ -44,11 +50,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pause_collector()
+    try:
+        return _main(argv)
+    finally:
+        end_startup()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+
+    from server.commands import ALL_COMMANDS, CommandContext
+    from server.config import Settings, load_settings
+    from server.logs import configure_logging
+    from tools.errors import ConfigError, SetupError
+
     command = next(c for c in ALL_COMMANDS if c.name == args.command)
     settings = Settings()
     if command.needs_settings:

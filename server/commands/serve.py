@@ -31,6 +31,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(ctx: CommandContext) -> int:
     from server.runtime import Runtime
     from server.sources import install_sources
+    from server.startup import end_startup
     from server.transports import serve
 
     args, settings = ctx.args, ctx.settings
@@ -48,6 +49,8 @@ def _run(ctx: CommandContext) -> int:
         return 2
     runtime = Runtime(settings)
     install_sources(runtime, conformance_fixtures=args.conformance_fixtures, specs=specs, watch=True)
+    # The tools are built: what exists now lives as long as the server (see server.startup).
+    end_startup(freeze=True)
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, runtime, args.transport)
     return 0
