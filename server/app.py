@@ -45,23 +45,32 @@ class ToolkilnServer(Server[Any]):
 
 
 class _ToolView:
-    """Caches the wire form of each `Tool`; rebuilt only when the tool object changes."""
+    """Caches the wire form of each `Tool` as a plain dict; rebuilt only when the tool object changes.
+
+    A dict, not an `mcp_types.Tool`: the SDK validates and dumps a handler's result anyway, and a
+    model would first be dumped to a dict once more — for a 1,000-tool spec that second walk over
+    every schema is a large share of the first tools/list. The schemas are the tool's own objects;
+    the SDK copies them while serializing and never writes to them.
+    """
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[Tool, types.Tool]] = {}
+        self._cache: dict[str, tuple[Tool, dict[str, Any]]] = {}
 
-    def __call__(self, tool: Tool) -> types.Tool:
+    def __call__(self, tool: Tool) -> dict[str, Any]:
         cached = self._cache.get(tool.name)
         if cached is not None and cached[0] is tool:
             return cached[1]
-        wire = types.Tool(
-            name=tool.name,
-            title=tool.title,
-            description=tool.description,
-            input_schema=tool.input_schema,
-            output_schema=tool.output_schema,
-            annotations=to_mcp_annotations(tool.annotations),
-        )
+        wire: dict[str, Any] = {"name": tool.name}
+        if tool.title is not None:
+            wire["title"] = tool.title
+        if tool.description is not None:
+            wire["description"] = tool.description
+        wire["inputSchema"] = tool.input_schema
+        if tool.output_schema is not None:
+            wire["outputSchema"] = tool.output_schema
+        annotations = to_mcp_annotations(tool.annotations)
+        if annotations is not None:
+            wire["annotations"] = annotations.model_dump(by_alias=True, mode="json", exclude_none=True)
         self._cache[tool.name] = (tool, wire)
         return wire
 
@@ -85,15 +94,14 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         # on the request (server.identity.principal explains the rules).
         return runtime.identity.of_request(ctx.request)
 
-    async def list_tools(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
+    async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
         try:
             visible = pipeline.list_tools(principal_of(ctx))
         except Exception as error:
             log.exception("tools_list_failed")
             raise to_protocol_error(error) from None
-        return types.ListToolsResult(tools=[view(tool) for tool in visible])
+        # The ListToolsResult wire shape; the SDK validates it against the negotiated version.
+        return {**envelope, "tools": [view(tool) for tool in visible]}
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -135,10 +143,19 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         version=__version__,
         instructions=runtime.settings.server.instructions,
         get_tool_input_schema=input_schema_of,
-        on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_subscriptions_listen=ListenHandler(runtime.notifier.bus),
     )
+    # Registered like any handler (the tools capability follows from it): the constructor's
+    # `on_list_tools` is typed to return a model, and ours returns the cheaper dict. Its other
+    # fields are the model's defaults (the 2026-07-28 surface requires them), minus those a
+    # configured cache hint is meant to fill.
+    envelope = types.ListToolsResult(tools=[]).model_dump(by_alias=True, mode="json", exclude_none=True)
+    del envelope["tools"]
+    if "tools/list" in server.cache_hints:
+        envelope.pop("ttlMs", None)
+        envelope.pop("cacheScope", None)
+    server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     # We export no traces; the SDK's default OpenTelemetry span per message is pure overhead here.
     server.middleware = [runtime.notifier.track]
     for method, params_type, handler in runtime.extra_handlers:
