@@ -80,6 +80,36 @@ def _no_cookie_jar() -> httpx.Cookies:
     return httpx.Cookies(http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])))
 
 
+class _OnFirstUse(httpx.AsyncBaseTransport):
+    """The pooled transport, built when the first request goes out.
+
+    Building it loads the CA bundle into a TLS context (about 35 ms); a server starting with
+    several sources should not pay that before its first tools/list, nor for a source never called.
+    Anything else asked of it is the real transport's.
+    """
+
+    def __init__(self, build: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self._build = build
+        self._made: httpx.AsyncBaseTransport | None = None
+
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        if self._made is None:
+            self._made = self._build()
+        return self._made
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._made is not None:
+            await self._made.aclose()
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("_build", "_made"):  # not set yet (a copy being made): no transport to ask
+            raise AttributeError(name)
+        return getattr(self._transport(), name)
+
+
 class Upstream:
     """The shared state of one source's HTTP calls.
 
@@ -110,13 +140,11 @@ class Upstream:
             pool=limits.pool_timeout_s,
         )
         self.timeout_extension = self.timeouts.as_dict()
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-            ),
-            trust_env=False,
+        pool_limits = httpx.Limits(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
         )
+        inner = transport or _OnFirstUse(lambda: httpx.AsyncHTTPTransport(limits=pool_limits, trust_env=False))
         self.guard = EgressGuard(self.policy, resolver)
         # Requests are built by the executors, not `client.build_request`, so nothing from the
         # environment (proxies, .netrc) or earlier responses (cookies) is ever merged in.
