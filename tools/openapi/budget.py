@@ -9,13 +9,12 @@ A whole source has a budget too (its tools/list): past it, the largest outputSch
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tools.openapi.report import OperationReport
-from tools.openapi.schema import DEFS_PREFIX, Def, json_size
+from tools.openapi.schema import DEFS_PREFIX, DefClosure, json_size
 
 if TYPE_CHECKING:
     from tools.openapi.convert import ToolDraft
@@ -23,20 +22,19 @@ if TYPE_CHECKING:
 __all__ = ["assemble", "assembled_size", "collapse_unions", "fit_source_budget"]
 
 
-def assembled_size(top: Mapping[str, Any], defs: Sequence[Def]) -> int:
+def assembled_size(top: Mapping[str, Any], closure: DefClosure) -> int:
     """Bytes of `top` with `"$defs": {…}` appended, as compact JSON (exact)."""
     size = json_size(top)
-    if not defs:
+    if not closure.defs:
         return size
     size += len('"$defs":{}') + (1 if top else 0)
-    size += sum(len(json.dumps(d.name)) + 1 + d.size for d in defs) + len(defs) - 1
-    return size
+    return size + closure.entry_bytes + len(closure.defs) - 1
 
 
-def assemble(top: Mapping[str, Any], defs: Sequence[Def]) -> dict[str, Any]:
+def assemble(top: Mapping[str, Any], closure: DefClosure) -> dict[str, Any]:
     schema = dict(top)
-    if defs:
-        schema["$defs"] = {d.name: d.schema for d in defs}
+    if closure.defs:
+        schema["$defs"] = {d.name: d.schema for d in closure.defs}
     return schema
 
 

@@ -24,7 +24,7 @@ from tools.openapi.operation import Operation, OperationProblem, Parameter, read
 from tools.openapi.plan import OperationPlan
 from tools.openapi.refs import RefResolver
 from tools.openapi.report import ConversionReport, OperationReport
-from tools.openapi.schema import Def, SchemaConverter, json_size
+from tools.openapi.schema import NO_DEFS, DefClosure, SchemaConverter, json_size
 from tools.openapi.settings import OpenApiSourceSettings
 from tools.openapi.swagger2 import read_operation_v2
 from tools.openapi.text import clean_text
@@ -185,7 +185,7 @@ def _convert_operation(
     notes = [*operation.notes, *notes, *args.notes]
     flags = set(args.flags)
     in_defs = converter.closure(args.refs)
-    problems = list(dict.fromkeys([*args.problems, *(p for d in in_defs for p in d.problems)]))
+    problems = list(dict.fromkeys([*args.problems, *in_defs.problems]))
 
     def skipped(reason: str) -> tuple[None, OperationReport]:
         return None, OperationReport(
@@ -197,9 +197,9 @@ def _convert_operation(
     input_top = _input_top(args)
     output_top, out_defs, accept, output_notes = _output(operation, converter)
     notes.extend(output_notes)
-    for definition in (*in_defs, *out_defs):
-        notes.extend(definition.notes)
-        flags.update(definition.flags)
+    for reached in (in_defs, out_defs):
+        notes.extend(reached.notes)
+        flags.update(reached.flags)
     budget = settings.max_tool_schema_bytes
     in_size = assembled_size(input_top, in_defs)
     out_size = assembled_size(output_top, out_defs) if output_top is not None else 0
@@ -277,7 +277,7 @@ def _response_order(status: str) -> tuple[int, str]:
 
 def _output(
     operation: Operation, converter: SchemaConverter
-) -> tuple[dict[str, Any] | None, list[Def], str | None, list[str]]:
+) -> tuple[dict[str, Any] | None, DefClosure, str | None, list[str]]:
     """(outputSchema top, its definitions, the Accept media type, notes)."""
     accept = None
     for response in sorted(operation.responses, key=lambda r: _response_order(r.status)):
@@ -291,16 +291,16 @@ def _output(
         accept = media.name
         converted = converter.convert(media.schema, media.base)
         if converted.problems:
-            return None, [], accept, [f"no outputSchema: {converted.problems[0]}"]
+            return None, NO_DEFS, accept, [f"no outputSchema: {converted.problems[0]}"]
         schema, refs, inlined = inline_target(converter, converted.schema, set(converted.refs))
         if not _is_object(schema):
-            return None, [], accept, []
+            return None, NO_DEFS, accept, []
         out_defs = converter.closure(refs)
-        problems = [p for d in (*inlined, *out_defs) for p in d.problems]
+        problems = [*(p for d in inlined for p in d.problems), *out_defs.problems]
         if problems:
-            return None, [], accept, [f"no outputSchema: {problems[0]}"]
+            return None, NO_DEFS, accept, [f"no outputSchema: {problems[0]}"]
         return {**schema, "type": "object"}, out_defs, accept, [n for d in inlined for n in d.notes]
-    return None, [], accept, []
+    return None, NO_DEFS, accept, []
 
 
 def _is_object(schema: Any) -> bool:
