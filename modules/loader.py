@@ -253,9 +253,13 @@ class ModuleLoader:
         except Exception:
             log.exception("module_auto_disable_failed", module=f"{loaded.name}@{loaded.version}")
 
+    async def settle(self) -> None:
+        """Wait for auto-disables already decided (tests, and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def close(self) -> None:
-        for task in list(self._tasks):
-            await asyncio.gather(task, return_exceptions=True)
+        await self.settle()
         async with self._lock:
             for name in list(self.loaded):
                 loaded = self.loaded.pop(name)
