@@ -39,8 +39,12 @@ def split_allowlist(entries: tuple[str, ...], base_dir: Path | None) -> tuple[li
     return files, origins
 
 
-def build_spec(settings: OpenApiSourceSettings, *, base_dir: Path | None = None) -> BuiltSpec:
+def build_spec(
+    settings: OpenApiSourceSettings, *, base_dir: Path | None = None, file_bytes: bytes | None = None
+) -> BuiltSpec:
     """Load and convert the source's spec. Nothing is registered here.
+
+    `file_bytes`: the spec file's contents, when the caller has read them already.
 
     Raises:
         SpecInvalid: the document cannot be read, parsed, or is structurally malformed.
@@ -52,6 +56,7 @@ def build_spec(settings: OpenApiSourceSettings, *, base_dir: Path | None = None)
         max_bytes=settings.max_spec_bytes,
         max_yaml_nodes=settings.max_yaml_nodes,
         fetch_timeout_s=settings.fetch_timeout_s,
+        file_bytes=file_bytes,
     )
     files, origins = split_allowlist(settings.allow_external_refs, base_dir)
 

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from tools.openapi.spec_errors import SpecInvalid, SpecTooLarge
-from tools.openapi.yamlsafe import YamlError, load_yaml
 
 __all__ = ["LoadedSpec", "fetch_bytes", "is_url", "load_spec", "parse_spec_bytes", "read_spec_bytes"]
 
@@ -47,15 +46,18 @@ def load_spec(
     max_bytes: int,
     max_yaml_nodes: int,
     fetch_timeout_s: float = 30.0,
+    file_bytes: bytes | None = None,
 ) -> LoadedSpec:
     """Read and parse the document at `location` (a path, relative to `base_dir`, or a URL).
+
+    `file_bytes` are the file's contents when the caller has just read them (not read twice).
 
     Raises:
         SpecInvalid: unreadable, not JSON/YAML, or not UTF-8.
         SpecTooLarge: more than `max_bytes`, or YAML aliases expanding past `max_yaml_nodes`.
     """
     data, origin, uri, path = read_spec_bytes(
-        location, base_dir=base_dir, max_bytes=max_bytes, fetch_timeout_s=fetch_timeout_s
+        location, base_dir=base_dir, max_bytes=max_bytes, fetch_timeout_s=fetch_timeout_s, file_bytes=file_bytes
     )
     parsed = parse_spec_bytes(data, origin, max_yaml_nodes=max_yaml_nodes)
     return LoadedSpec(
@@ -64,7 +66,12 @@ def load_spec(
 
 
 def read_spec_bytes(
-    location: str, *, base_dir: Path | None, max_bytes: int, fetch_timeout_s: float = 30.0
+    location: str,
+    *,
+    base_dir: Path | None,
+    max_bytes: int,
+    fetch_timeout_s: float = 30.0,
+    file_bytes: bytes | None = None,
 ) -> tuple[bytes, str, str, Path | None]:
     """The raw bytes plus (origin, base URI, file path or None)."""
     if is_url(location):
@@ -74,12 +81,14 @@ def read_spec_bytes(
         path = base_dir / path
     path = path.resolve()
     origin = location
-    try:
-        with path.open("rb") as handle:
-            # Read one byte past the cap so "exactly at the cap" and "over it" are told apart.
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise SpecInvalid(origin, f"cannot read the file ({exc.strerror or exc})") from None
+    data = file_bytes
+    if data is None:
+        try:
+            with path.open("rb") as handle:
+                # Read one byte past the cap so "exactly at the cap" and "over it" are told apart.
+                data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise SpecInvalid(origin, f"cannot read the file ({exc.strerror or exc})") from None
     if len(data) > max_bytes:
         raise SpecTooLarge(origin, f"larger than the {max_bytes}-byte cap (max_spec_bytes)")
     return data, origin, path.as_uri(), path
@@ -136,6 +145,9 @@ def parse_spec_bytes(data: bytes, origin: str, *, max_yaml_nodes: int) -> Any:
     head = data[:64].lstrip()
     if head.startswith((b"{", b"[")):
         return _parse_json(data, origin)
+    # PyYAML is imported only when a document needs it: most large specs are JSON.
+    from tools.openapi.yamlsafe import YamlError, load_yaml
+
     try:
         return load_yaml(data, max_nodes=max_yaml_nodes)
     except YamlError as exc:

@@ -191,7 +191,7 @@ class OpenApiSource:
 
     def _convert(self) -> tuple[Conversion, str | None, str]:
         """(conversion, base URL, spec sha256), from the cache when the same spec was converted."""
-        key = None
+        key, data = None, b""
         path = self.spec_path
         if self.cache is not None and path is not None and not self.settings.allow_external_refs:
             try:
@@ -206,7 +206,9 @@ class OpenApiSource:
                 if hit is not None:
                     log.debug("openapi_cache_hit", source=self.name)
                     return hit.conversion, hit.base_url, sha256
-        built = build_spec(self.settings, base_dir=self.base_dir)
+        # The bytes read for the cache key are parsed as they are, not read again and held twice.
+        built = build_spec(self.settings, base_dir=self.base_dir, file_bytes=data or None)
+        del data
         # Only the results are kept: the parsed document (~7x the spec's bytes) is freed here.
         conversion, base_url, sha256 = built.conversion, built.base_url, built.loaded.sha256
         del built

@@ -89,8 +89,33 @@ def _clean(value: str, limit: int, single_line: bool) -> CleanText:
     text = text.strip()
     if len(text) > limit:
         text = text[: max(limit - 1, 0)].rstrip() + "…"
-    if _INSTRUCTION.search(text):
+    if _instruction_like(text):
         flags.append("instruction-like")
     if _TEMPLATE.search(text):
         flags.append("template-syntax")
     return CleanText(text, tuple(flags))
+
+
+def _instruction_like(text: str) -> bool:
+    """`_INSTRUCTION.search(text)`, ruling out most text first with plain substring tests.
+
+    The pattern is slow (alternations under IGNORECASE tried at every position: 60 ms for GitHub's
+    spec). On ASCII text each alternative needs the words tested here, and a spec's descriptions
+    almost never have them together. Other text always meets the pattern itself: IGNORECASE also
+    matches 'ı', 'İ', 'ſ' and 'K' (Kelvin) to ASCII letters, which a lowercase copy would not.
+    """
+    if text.isascii():
+        low = text.lower()
+        possible = (
+            "<" in low
+            or (_any(low, "ignore", "disregard", "forget") and _any(low, "instructions", "messages", "context", "rule"))
+            or (_any(low, "not", "don't", "never") and "user" in low)
+            or ("before" in low and _any(low, "tool", "function"))
+        )
+        if not possible:
+            return False
+    return _INSTRUCTION.search(text) is not None
+
+
+def _any(text: str, *words: str) -> bool:
+    return any(word in text for word in words)
