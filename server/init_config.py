@@ -159,10 +159,62 @@ max_result_bytes = 1048576
 # path = "credentials.db"
 # key_path = "credentials.key"
 
-# An OpenAPI source and the stored credential each of its security schemes uses:
+[modules]
+# Sandboxed adapter modules live in <data_dir>/modules/<name>/<version>/ (manifest.toml, code,
+# tests/). `toolkiln modules add|validate|approve|activate|disable|rollback` manages them; a
+# running server picks changes up within poll_interval_s and re-hashes loaded modules as often,
+# so a file edited after approval disables its module.
+enabled = true
+poll_interval_s = 1.0
+# Failure points that disable a module: 1 per failed call (a success clears them), and
+# violation_weight per sandbox violation (never cleared).
+failure_threshold = 5
+violation_weight = 5
+# Also accept an approval given by the human at an MCP host (elicitation); false = CLI only.
+approve_by_elicitation = true
+
+# OpenAPI sources: each [[sources]] table serves one spec's operations as tools (tool names of
+# all sources must differ). `toolkiln serve --spec FILE_OR_URL --base-url URL` adds one from the
+# command line; `toolkiln inspect` reports what a spec converts to; docs/openapi.md has more.
+# Below, one source with every key. spec, name, base_url, prefix, the filters and the credentials
+# are examples; every other value shown is the default.
 # [[sources]]
-# spec = "petstore.yaml"
-# base_url = "https://api.example.com/v1"
+# kind = "openapi"                        # the only kind of source configured here
+# spec = "petstore.yaml"                  # a file (relative to this file's folder) or an http(s) URL
+# name = "petstore"                       # its id in logs and reports; default: from the spec's name
+# base_url = "https://api.example.com/v1" # where calls go; default: the spec's first `servers` URL
+# prefix = "pets_"                        # put before every tool name; default: none
+# watch = true                            # rebuild when the spec file changes (`toolkiln reload`
+#                                         # rebuilds every source, watched or not)
+# Bounds on the document, which is untrusted input:
+# max_spec_bytes = 33554432               # 32 MiB
+# max_operations = 10000
+# max_yaml_nodes = 5000000                # YAML nodes after expanding aliases, each use counted
+# max_tool_schema_bytes = 262144          # a tool's inputSchema + outputSchema; past it the tool
+#                                         # loses its outputSchema, then its nested unions
+# max_description_chars = 1024
+# max_schema_description_chars = 400      # descriptions inside schemas
+# allow_external_refs = []                # files or http(s) origins an external $ref may reach
+# fetch_timeout_s = 30.0                  # fetching a spec (or an allowed $ref) by URL
+# max_list_bytes: unset by default, which means 8x the spec's own size and at least 1 MiB. Past
+# it, the tools with the largest outputSchemas lose them until the source's tools/list fits.
+# Upstream requests:
+# connect_timeout_s = 10.0
+# read_timeout_s = 30.0
+# total_timeout_s = 60.0                  # the whole exchange: redirects and body included
+# max_response_bytes = 10485760           # 10 MiB, counted after decompression
+# follow_redirects = false                # when true, every hop is checked again
+# allow_private_hosts = []                # private or loopback hosts calls may reach, such as
+#                                         # ["127.0.0.1"] for an API on this machine
+# Which operations become tools. Within a filter every criterion set must match, and any value
+# of a criterion will do; include (default: every operation) keeps, exclude removes.
+# [sources.include]
+# tags = ["pets"]
+# methods = ["GET", "POST"]
+# [sources.exclude]
+# operation_ids = ["deletePet"]
+# paths = ["/admin/*"]                    # shell-style globs over the path template
+# The stored credential each of the spec's security schemes uses:
 # [sources.auth.api_key]                  # the scheme's name in the spec
 # credential = "petstore-key"
 # [sources.auth.oauth]
