@@ -6,33 +6,69 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 
 from server.config import Settings
+from tools.openapi.cli import specs_from_args
 
-__all__ = ["run_call", "run_tools", "server_target"]
+__all__ = ["EXIT_USAGE", "run_call", "run_tools", "server_target"]
+
+EXIT_USAGE = 2
 
 
 def server_target(settings: Settings, args: argparse.Namespace) -> str | StdioServerParameters:
-    """The running server at `--url`, or `toolkiln serve` launched over stdio with the same config."""
+    """The running server at `--url`, or `toolkiln serve` launched over stdio with the same config
+    and the same `--spec`/`--base-url` options.
+
+    Raises:
+        ValueError: `--spec` with `--url` (a running server's sources are its own), or a `--spec`
+            or `--base-url` value the server would refuse.
+    """
+    specs = getattr(args, "specs", None) or []
     if args.url:
+        if specs:
+            raise ValueError("--spec launches a server of its own; it cannot be combined with --url")
         return str(args.url)
+    # Refused here, with the option's own message, rather than as a server that failed to start.
+    specs_from_args(specs)
     command = [sys.executable, "-m", "server", "serve", "--transport", "stdio"]
     if settings.source_path is not None:
         command += ["--config", str(settings.source_path)]
     if args.conformance_fixtures:
         command.append("--conformance-fixtures")
+    for item in specs:
+        command += ["--spec", _absolute(item["spec"])]
+        if item["base_url"] is not None:
+            command += ["--base-url", item["base_url"]]
     # The child's info logs would drown the answer on this terminal; warnings still show.
     env = dict(os.environ)
     env.setdefault("TOOLKILN_LOG_LEVEL", "warning")
     return StdioServerParameters(command=command[0], args=command[1:], env=env)
 
 
+def _absolute(spec: str) -> str:
+    if spec.lower().startswith(("http://", "https://")):
+        return spec
+    return str(Path(spec).expanduser().absolute())
+
+
+def _target_or_exit(settings: Settings, args: argparse.Namespace) -> str | StdioServerParameters | None:
+    try:
+        return server_target(settings, args)
+    except ValueError as exc:
+        print(f"toolkiln: {exc}", file=sys.stderr)
+        return None
+
+
 async def run_tools(settings: Settings, args: argparse.Namespace) -> int:
-    async with Client(server_target(settings, args)) as client:
+    target = _target_or_exit(settings, args)
+    if target is None:
+        return EXIT_USAGE
+    async with Client(target) as client:
         result = await client.list_tools()
     if args.json:
         print(result.model_dump_json(by_alias=True, exclude_none=True, indent=2))
@@ -47,7 +83,10 @@ async def run_tools(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_call(settings: Settings, args: argparse.Namespace, arguments: dict[str, Any]) -> int:
-    async with Client(server_target(settings, args)) as client:
+    target = _target_or_exit(settings, args)
+    if target is None:
+        return EXIT_USAGE
+    async with Client(target) as client:
         try:
             result = await client.call_tool(args.name, arguments)
         except Exception as exc:  # a JSON-RPC error (unknown tool) is reported, not a traceback
