@@ -6,12 +6,14 @@ from typing import Any
 
 import mcp_types as types
 import structlog
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
-from mcp.shared.exceptions import MCPError
 
+from server.pipeline.capabilities import REQUIRED_CLIENT_CAPABILITIES
 from server.runtime import Runtime
 from server.version import __version__
 from server.wire import to_call_result, to_mcp_annotations, to_protocol_error, to_wire
@@ -19,10 +21,6 @@ from tools.errors import ToolkilnError
 from tools.model import CallContext, Principal, Tool
 
 __all__ = ["REQUIRED_CLIENT_CAPABILITIES", "ToolkilnServer", "build_server"]
-
-# `Tool.meta` key: the client capabilities a tool cannot work without, shaped like MCP
-# `ClientCapabilities` (e.g. `{"sampling": {}}`). Calling it without them is a protocol fault.
-REQUIRED_CLIENT_CAPABILITIES = "client_capabilities"
 
 log = structlog.get_logger("toolkiln.server")
 
@@ -75,13 +73,11 @@ class _ToolView:
         return wire
 
 
-def _missing_capabilities(tool: Tool, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
-    required = tool.meta.get(REQUIRED_CLIENT_CAPABILITIES)
-    if not required:
-        return {}
-    declared = ctx.session.client_capabilities
-    have = declared.model_dump(by_alias=True, exclude_none=True) if declared is not None else {}
-    return {name: value for name, value in required.items() if name not in have}
+class _AuthScope:
+    """What `PrincipalResolver.of_request` reads from a request: its ASGI scope's verified user."""
+
+    def __init__(self, user: AuthenticatedUser) -> None:
+        self.scope = {"user": user}
 
 
 def build_server(runtime: Runtime) -> ToolkilnServer:
@@ -107,25 +103,8 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         context = CallContext(principal=principal_of(ctx), request_id=ctx.request_id, request=ctx)
-        tool = runtime.registry.get(params.name)
-        # The meta check first: only the few tools that need client capabilities pay for a policy
-        # decision here, every other call goes straight into the pipeline.
-        if (
-            tool is not None
-            and REQUIRED_CLIENT_CAPABILITIES in tool.meta
-            and pipeline.is_visible(tool, context.principal)
-        ):
-            # The spec's MissingRequiredClientCapabilityError (-32021, HTTP 400); a hidden tool
-            # falls through so that it still fails exactly like an unknown one.
-            missing = _missing_capabilities(tool, ctx)
-            if missing:
-                raise MCPError(
-                    types.MISSING_REQUIRED_CLIENT_CAPABILITY,
-                    f"Tool '{tool.name}' needs client capabilities: {', '.join(sorted(missing))}",
-                    data={"requiredCapabilities": missing},
-                )
         try:
-            outcome = await pipeline.call_tool(params.name, params.arguments, context)
+            outcome = await pipeline.run(params.name, params.arguments, context)
         except ToolkilnError as error:
             return to_wire(error)
         except Exception as error:
@@ -135,8 +114,20 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         return to_call_result(outcome)
 
     def input_schema_of(name: str) -> dict[str, Any] | None:
+        # The SDK asks this (2026-07-28 HTTP, Mcp-Param headers) before dispatch and without the
+        # request: the caller is the one the auth middleware put in its context variable. A tool
+        # the caller may not see has no schema here, exactly like a tool that does not exist.
         tool = runtime.registry.get(name)
-        return None if tool is None else tool.input_schema
+        if tool is None:
+            return None
+        user = auth_context_var.get()
+        if user is not None:
+            principal = runtime.identity.of_request(_AuthScope(user))
+        elif runtime.settings.auth.enabled:
+            return None  # no verified caller: it sees no tool at all
+        else:
+            principal = runtime.local_principal("http")
+        return tool.input_schema if pipeline.is_visible(tool, principal) else None
 
     server = ToolkilnServer(
         runtime.settings.server.name,

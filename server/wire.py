@@ -1,4 +1,11 @@
-"""The one place that decides how an outcome or an error reaches the client."""
+"""The one place that decides how an outcome or an error reaches the client.
+
+ToolFailure (and Refusal)  → tools/call: CallToolResult(isError, text, structuredContent)
+                             other requests (resources, prompts): JSON-RPC -32603 with the
+                             message, `data` = the structured details
+ProtocolFault              → JSON-RPC error (its code, message and `data`)
+anything else              → JSON-RPC -32603 "Internal error", no detail
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,24 @@ from mcp.shared.exceptions import MCPError
 from tools.errors import ProtocolFault, ToolFailure
 from tools.model import ToolAnnotations, ToolOutcome, ToolResult
 
-__all__ = ["INTERNAL_ERROR", "to_call_result", "to_mcp_annotations", "to_protocol_error", "to_wire"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "failure_result",
+    "to_call_result",
+    "to_mcp_annotations",
+    "to_protocol_error",
+    "to_request_error",
+    "to_wire",
+]
 
 INTERNAL_ERROR = -32603
+
+
+def failure_result(error: ToolFailure) -> ToolResult:
+    """The `isError` result of a tool failure: its message as text, its details as structured content."""
+    return ToolResult(
+        content=[types.TextContent(type="text", text=error.message)], structured=error.structured, is_error=True
+    )
 
 
 def to_wire(error: Exception) -> types.CallToolResult:
@@ -22,7 +44,11 @@ def to_wire(error: Exception) -> types.CallToolResult:
             `to_protocol_error`).
     """
     if isinstance(error, ToolFailure):
-        return types.CallToolResult(content=[types.TextContent(type="text", text=error.message)], is_error=True)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=error.message)],
+            structured_content=error.structured,
+            is_error=True,
+        )
     raise to_protocol_error(error) from None
 
 
@@ -33,8 +59,19 @@ def to_protocol_error(error: Exception) -> MCPError:
     step) is a bare -32603, so internals such as paths or upstream text never reach the client.
     """
     if isinstance(error, ProtocolFault):
-        return MCPError(error.code, error.message)
+        return MCPError(error.code, error.message, error.data)
     return MCPError(INTERNAL_ERROR, "Internal error")
+
+
+def to_request_error(error: Exception) -> MCPError:
+    """The JSON-RPC error for a request that has no `isError` result (resources/read, prompts/get).
+
+    A tool failure there (rate limited, timed out, the reader failed) keeps its message, which is
+    written for the caller, and sends its structured details as `data`.
+    """
+    if isinstance(error, ToolFailure):
+        return MCPError(INTERNAL_ERROR, error.message, error.structured)
+    return to_protocol_error(error)
 
 
 def to_call_result(outcome: ToolOutcome) -> types.CallToolResult | types.InputRequiredResult:

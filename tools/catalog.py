@@ -6,7 +6,9 @@ which list changed; the server turns that into `notifications/{resources,prompts
 (and `notifications/resources/updated` for a changed resource).
 
 Readers and renderers get the same `CallContext` a tool executor gets, so they can ask the
-client for input (2026-07-28 `InputRequiredResult`) the same way.
+client for input (2026-07-28 `InputRequiredResult`) the same way. The server serves them through
+the same call pipeline as tools (`server.pipeline.subjects`), so one policy decides who sees and
+reads what; `tags` feed that policy as a tool's tags do.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Resource:
     source: str
     mime_type: str | None = None
     title: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class ResourceTemplate:
     mime_type: str | None = None
     title: str | None = None
     completions: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +99,18 @@ class ResourceTemplate:
         """The variables if `uri` is an instance of this template, else `None`."""
         found = self._pattern.fullmatch(uri)
         return None if found is None else found.groupdict()
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(match.group(1) for match in _VARIABLE.finditer(self.uri_template))
+
+    def expand(self, variables: Mapping[str, str]) -> str:
+        """The URI for these variable values (the inverse of `match`).
+
+        Raises:
+            KeyError: a variable of the template has no value.
+        """
+        return _VARIABLE.sub(lambda match: variables[match.group(1)], self.uri_template)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +131,7 @@ class Prompt:
     source: str
     arguments: tuple[PromptArgument, ...] = ()
     title: str | None = None
+    tags: tuple[str, ...] = ()
 
     def missing_arguments(self, given: Mapping[str, str]) -> list[str]:
         return [arg.name for arg in self.arguments if arg.required and arg.name not in given]

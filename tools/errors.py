@@ -5,10 +5,16 @@ are translated into them at the boundary where they occur; exactly one function,
 `server.wire.to_wire`, decides how each reaches the client::
 
     ToolkilnError
-    ├── ProtocolFault                 → JSON-RPC error (code, message)
-    │   └── UnknownTool               → -32602 "Unknown tool: NAME"
-    │       └── ToolHidden            → the same bytes: a denied tool looks non-existent
-    ├── ToolFailure                   → CallToolResult(isError=True, text=message)
+    ├── ProtocolFault                 → JSON-RPC error (code, message, data)
+    │   ├── UnknownTool               → -32602 "Unknown tool: NAME"
+    │   │   └── ToolHidden            → the same bytes: a denied tool looks non-existent
+    │   └── MissingClientCapability   → -32021, data names the capabilities the tool needs
+    ├── ToolFailure                   → CallToolResult(isError=True, text=message,
+    │   │                               structuredContent=structured)
+    │   ├── Refusal                   → a well-formed call declined for now, with details the agent
+    │   │   │                           can act on (`server.limits`: RateLimited(retry_after),
+    │   │   │                           QuotaExceeded(remaining, resets_at); an idempotent call
+    │   │   │                           still in progress)
     │   ├── InvalidArguments          → arguments do not match inputSchema (names every problem)
     │   ├── ToolTimeout               → the per-call deadline passed
     │   ├── ToolCrashed               → the executor raised something unexpected
@@ -31,10 +37,15 @@ The OpenAPI executor's errors live in `tools.openapi.errors`.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "MISSING_CLIENT_CAPABILITY",
     "ConfigError",
     "InvalidArguments",
+    "MissingClientCapability",
     "ProtocolFault",
+    "Refusal",
     "SetupError",
     "ToolCrashed",
     "ToolFailure",
@@ -47,6 +58,8 @@ __all__ = [
 ]
 
 INVALID_PARAMS = -32602
+# The spec's MissingRequiredClientCapabilityError (answered with HTTP 400 on Streamable HTTP).
+MISSING_CLIENT_CAPABILITY = -32021
 
 
 class ToolkilnError(Exception):
@@ -58,15 +71,26 @@ class ToolkilnError(Exception):
 
 
 class ProtocolFault(ToolkilnError):
-    """A fault in the request itself; answered with a JSON-RPC error."""
+    """A fault in the request itself; answered with a JSON-RPC error.
+
+    `data` is the error's machine-readable detail (JSON); `None` sends no `data` at all, which is
+    what the faults that must look alike (unknown and hidden tools) rely on.
+    """
 
     code: int = INVALID_PARAMS
+    # How the audit log and metrics name the outcome (`server.audit.status`).
+    audit_status = "invalid"
+
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.data = data
 
 
 class UnknownTool(ProtocolFault):
     """No tool of that name is visible to the caller."""
 
     code = INVALID_PARAMS
+    audit_status = "unknown_tool"
 
     def __init__(self, name: str) -> None:
         super().__init__(f"Unknown tool: {name}")
@@ -76,9 +100,47 @@ class UnknownTool(ProtocolFault):
 class ToolHidden(UnknownTool):
     """The tool exists but the caller may not see it; the wire form equals `UnknownTool`."""
 
+    audit_status = "denied"
+
+
+class MissingClientCapability(ProtocolFault):
+    """The tool needs client capabilities (sampling, elicitation…) the client did not declare."""
+
+    code = MISSING_CLIENT_CAPABILITY
+
+    def __init__(self, tool: str, missing: dict[str, Any]) -> None:
+        super().__init__(
+            f"Tool '{tool}' needs client capabilities: {', '.join(sorted(missing))}",
+            data={"requiredCapabilities": missing},
+        )
+        self.tool = tool
+        self.missing = missing
+
 
 class ToolFailure(ToolkilnError):
-    """The call was well-formed but the tool could not do its job; answered with `isError`."""
+    """The call was well-formed but the tool could not do its job; answered with `isError`.
+
+    `structured` (JSON) is sent as the result's `structuredContent` next to the message, so a
+    program can read the numbers a model reads in the text.
+    """
+
+    def __init__(self, message: str, *, structured: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.structured = structured
+
+
+class Refusal(ToolFailure):
+    """The call was declined before it ran and may succeed later; `structured` says when or why.
+
+    Raised inside the pipeline like every other failure (so logging, metrics and the audit see it
+    and name it by `audit_status`); an in-process caller of `Pipeline.call_tool` gets it back as
+    the same `isError` result a client gets.
+    """
+
+    audit_status = "refused"
+
+    def __init__(self, message: str, structured: dict[str, Any]) -> None:
+        super().__init__(message, structured=structured)
 
 
 class InvalidArguments(ToolFailure):

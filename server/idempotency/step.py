@@ -21,12 +21,11 @@ from server.audit.canonical import canonical_json
 from server.config import IdempotencySettings
 from server.idempotency.store import IdempotencyStore
 from server.limits.errors import ActionableFailure
-from server.limits.step import refusal_result
 from server.pipeline.chain import CallNext, Step, ToolCall
 from tools.errors import ToolFailure
 from tools.model import ToolOutcome, ToolResult
 
-__all__ = ["IdempotencyConflict", "IdempotencyStep", "dump_result", "load_result"]
+__all__ = ["IdempotencyConflict", "IdempotencyInProgress", "IdempotencyStep", "dump_result", "load_result"]
 
 _MAX_KEY_CHARS = 255
 _CONTENT = TypeAdapter(types.ContentBlock)
@@ -39,6 +38,8 @@ class IdempotencyConflict(ToolFailure):
 
 
 class IdempotencyInProgress(ActionableFailure):
+    """Another call with the same key is running; its result is there to fetch in a moment."""
+
     audit_status = "in_progress"
 
     def __init__(self) -> None:
@@ -122,9 +123,7 @@ class IdempotencyStep(Step):
                 f"The idempotency key was already used for tool '{tool.name}' with different arguments"
             )
         if claim.kind == "in_progress":
-            error = IdempotencyInProgress()
-            call.notes[notes.STATUS] = error.audit_status
-            return refusal_result(error)
+            raise IdempotencyInProgress()
         call.notes[notes.IDEMPOTENCY] = "resumed" if claim.kind == "resumed" else "claimed"
         stored = False
         try:

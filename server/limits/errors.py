@@ -1,7 +1,8 @@
 """Refusals an agent can act on: which limit, when to retry, what budget is left and when it resets.
 
-Each carries a `structured` payload returned as the result's `structuredContent` next to the text,
-so a model can read the numbers instead of parsing prose.
+Each is a `tools.errors.Refusal` raised by the limits step; its `structured` payload reaches the
+client as the result's `structuredContent` next to the text (`server.wire.to_wire`), so a model
+can read the numbers instead of parsing prose.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from tools.errors import ToolFailure
+from tools.errors import Refusal, ToolFailure
 
 __all__ = ["ActionableFailure", "CostRejected", "InvalidCost", "QuotaExceeded", "RateLimited"]
 
@@ -23,14 +24,10 @@ def _amount(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(value, 6)
 
 
-class ActionableFailure(ToolFailure):
+class ActionableFailure(Refusal):
     """A refusal with machine-readable details; `audit_status` names it in audit and metrics."""
 
-    audit_status = "refused"
-
-    def __init__(self, message: str, structured: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.structured = structured
+    structured: dict[str, Any]
 
 
 class RateLimited(ActionableFailure):
@@ -55,6 +52,11 @@ class RateLimited(ActionableFailure):
         )
         self.rule = rule
         self.retry_after_s = retry
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until a retry is admitted (at least 1)."""
+        return self.retry_after_s
 
 
 _SCOPES = {

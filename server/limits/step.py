@@ -1,17 +1,17 @@
 """The rate-limit and quota step: admit, reserve the cost, run the call, settle.
 
-Refusals are answered here with an `isError` result whose text and `structuredContent` say which
-limit refused, when to retry, and what budget remains until when; the step records the status in
-`call.notes` so the audit and metrics around it name the refusal precisely.
+Refusals are raised (`RateLimited`, `QuotaExceeded`): their text and structured details say which
+limit refused, when to retry, and what budget remains until when; the audit and metrics around
+the step name them by their `audit_status`, and the step notes which limit refused.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import NoReturn
 
 import anyio
-import mcp_types as types
 
 from server.audit import notes
 from server.config import QuotaSettings
@@ -20,16 +20,15 @@ from server.limits.errors import ActionableFailure, CostRejected, InvalidCost, Q
 from server.limits.quota import Budgets, QuotaBackend, from_units, to_units
 from server.limits.rules import LimitRules
 from server.pipeline.chain import CallNext, Step, ToolCall
+from server.wire import failure_result
 from tools.model import Tool, ToolOutcome, ToolResult
 
 __all__ = ["LimitStep", "refusal_result"]
 
 
 def refusal_result(error: ActionableFailure) -> ToolResult:
-    """The wire form of an actionable refusal: the message as text, the details as structured content."""
-    return ToolResult(
-        content=[types.TextContent(type="text", text=error.message)], structured=error.structured, is_error=True
-    )
+    """The result a caller gets for a refusal (what `server.wire` sends): message and structured details."""
+    return failure_result(error)
 
 
 class LimitStep(Step):
@@ -76,9 +75,7 @@ class LimitStep(Step):
         tool = call.resolved
         principal = call.context.principal
         if self._limits is not None and self._rules:
-            refusal = await self._admit(call, tool)
-            if refusal is not None:
-                return refusal
+            await self._admit(call, tool)
         units = self.cost_units(tool)
         budgets = self.budgets_for(principal.id)
         if self._quota is None or budgets.unlimited:
@@ -104,7 +101,7 @@ class LimitStep(Step):
                 now=self._clock(),
             )
             if not self._quota_shadow:
-                return _refuse(call, error, decision.period or "quota")
+                _refuse(call, error, decision.period or "quota")
             call.notes.setdefault(notes.SHADOW, []).append(f"quota:{decision.period}")
         try:
             return await call_next(call)
@@ -114,18 +111,23 @@ class LimitStep(Step):
             with anyio.CancelScope(shield=True):
                 await self._quota.settle(reservation, charge=charge)
 
-    async def _admit(self, call: ToolCall, tool: Tool) -> ToolResult | None:
+    async def _admit(self, call: ToolCall, tool: Tool) -> None:
+        """Take a slot from every matching bucket.
+
+        Raises:
+            RateLimited: a bucket is empty (unless the limits run in shadow mode).
+        """
         assert self._limits is not None
         buckets = self._rules.buckets(call.context.principal, tool)
         if not buckets:
-            return None
+            return
         admission = await self._limits.acquire(buckets)
         if admission.allowed or admission.denied_by is None:
-            return None
+            return
         spec = admission.denied_by
         if self._limits_shadow:
             call.notes.setdefault(notes.SHADOW, []).append(spec.rule)
-            return None
+            return
         error = RateLimited(
             rule=spec.rule,
             scope=spec.scope,
@@ -134,13 +136,12 @@ class LimitStep(Step):
             retry_after_s=admission.retry_after_s,
             now=self._clock(),
         )
-        return _refuse(call, error, spec.rule)
+        _refuse(call, error, spec.rule)
 
 
-def _refuse(call: ToolCall, error: ActionableFailure, limit: str) -> ToolResult:
-    call.notes[notes.STATUS] = error.audit_status
+def _refuse(call: ToolCall, error: ActionableFailure, limit: str) -> NoReturn:
     call.notes[notes.LIMIT] = limit
-    return refusal_result(error)
+    raise error
 
 
 def _charged(call: ToolCall) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from server.pipeline.capabilities import RequireClientCapabilities
 from server.pipeline.chain import Pipeline, Step
 from server.pipeline.deadline import Deadline
 from server.pipeline.execute import execute
@@ -24,7 +25,7 @@ def build_pipeline(
     outer: Sequence[Step] = (),
     before_execute: Sequence[Step] = (),
 ) -> Pipeline:
-    """log → resolve → validate → [authorize] → [after_validation…] → deadline → execute.
+    """log → resolve → validate → [authorize] → client capabilities → [after_validation…] → deadline → execute.
 
     `authorize` (the policy step) decides on the validated arguments and its `visible` filters
     listing and resolution; `after_validation` is where the steps that follow it go (limits,
@@ -42,6 +43,8 @@ def build_pipeline(
         resolve,
         ValidateArguments(),
         *policy,
+        # After the policy: only a caller allowed to call the tool learns what it needs.
+        RequireClientCapabilities(),
         *after_validation,
         *before_execute,
         Deadline(call_timeout_s),

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.wire import failure_result
+from tools.errors import Refusal
 from tools.model import CallContext, Principal, Tool, ToolOutcome
 from tools.registry import ToolRegistry
 
@@ -25,7 +27,8 @@ class ToolCall:
     """One tools/call as it moves down the chain.
 
     `arguments` is what the client sent until the validation step replaces it with the checked
-    mapping; `tool` is filled by the resolve step. Steps may record facts in `notes` for the
+    mapping; `tool` is filled by the resolve step (or given up front by an entry point that
+    resolves its own subjects). Steps may record facts in `notes` for the
     steps after them (e.g. the policy rule that decided).
     """
 
@@ -85,14 +88,29 @@ class Pipeline:
             return list(tools)
         return [tool for tool in tools if self.is_visible(tool, principal)]
 
-    async def call_tool(self, name: str, arguments: Any, context: CallContext) -> ToolOutcome:
+    async def run(self, name: str, arguments: Any, context: CallContext, *, tool: Tool | None = None) -> ToolOutcome:
         """Run one call through every step.
+
+        `tool` is for entry points that resolve their own subjects (a resource, a prompt: see
+        `server.pipeline.subjects`); the resolve step still decides its visibility, so a hidden
+        subject fails exactly like a missing one.
 
         Raises:
             tools.errors.ToolkilnError: the step or executor that failed says why; the server
-                turns it into the wire form with `server.wire.to_wire`.
+                turns it into the wire form with `server.wire`.
         """
-        return await self._chain(ToolCall(name=name, arguments=arguments, context=context))
+        return await self._chain(ToolCall(name=name, arguments=arguments, context=context, tool=tool))
+
+    async def call_tool(self, name: str, arguments: Any, context: CallContext) -> ToolOutcome:
+        """`run` for in-process callers: a `Refusal` comes back as the result a client would get.
+
+        Raises:
+            tools.errors.ToolkilnError: any other failure, as `run` raises it.
+        """
+        try:
+            return await self._chain(ToolCall(name=name, arguments=arguments, context=context))
+        except Refusal as refusal:
+            return failure_result(refusal)
 
 
 def _bind(step: Step, call_next: CallNext) -> CallNext:

@@ -29,7 +29,8 @@ class ResolveTool(Step):
             raise RuntimeError("ResolveTool is not attached to a pipeline")
         if not isinstance(call.name, str):
             raise UnknownTool(repr(call.name))
-        tool = self._pipeline.registry.get(call.name)
+        # A subject resolved by its entry point (a resource, a prompt) is not in the tool registry.
+        tool = call.tool if call.tool is not None else self._pipeline.registry.get(call.name)
         if tool is None:
             raise UnknownTool(call.name)
         if not self._pipeline.is_visible(tool, call.context.principal):
