@@ -1,7 +1,8 @@
-"""One group-commit transaction: run queued operations under savepoints, commit, hand results back.
+"""One group-commit transaction: run operations under savepoints, commit, hand the results back.
 
-Shared by the two ways a batch gets committed (`server.audit.writer`): inline on the caller's
-thread when the writer is idle, or on the writer thread when work is already queued.
+Two ways to commit a batch, both used by `server.audit.writer`: `commit_here`, on the caller's
+thread when the writer is idle (nothing to wait for, nobody to wake), and `commit_queued`, on the
+writer thread, which lets writes queued meanwhile join the transaction and wakes every caller.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import structlog
 
 from tools.errors import ToolFailure
 
-__all__ = ["Batch", "Job", "LedgerUnavailable", "Op", "deliver", "fail_all", "run_jobs"]
+__all__ = ["Batch", "Job", "LedgerUnavailable", "Op", "Tally", "commit_here", "commit_queued", "deliver"]
 
 T = TypeVar("T")
 log = structlog.get_logger("toolkiln.ledger")
@@ -40,8 +41,8 @@ class Batch:
 
     `cache` lets operations reuse what an earlier one read under the same write lock (the audit
     chain head); `before_commit` hooks run once, last, inside the transaction; `after_commit`
-    hooks run once the data is durable, while the connection is still held, so they must be
-    cheap (slow side effects belong to the writer thread's housekeeping).
+    hooks run once the data is durable, on whichever thread committed, so they must be cheap
+    (slow side effects belong to the writer thread's housekeeping).
     """
 
     cache: dict[str, Any] = field(default_factory=dict)
@@ -56,7 +57,7 @@ Op = Callable[[sqlite3.Connection, Batch], T]
 class Job(Generic[T]):
     """One submitted operation and where its result goes.
 
-    Inline jobs have no future, loop or event: their caller reads `result` and `error` directly.
+    A job committed inline has no future, loop or event: its caller reads `result` and `error`.
     """
 
     op: Op[T]
@@ -68,20 +69,94 @@ class Job(Generic[T]):
     error: BaseException | None = None
 
 
-def run_jobs(
-    conn: sqlite3.Connection, batch: Batch, jobs: list[Job[Any]], pending: list[Job[Any]], *, hand_back: bool
-) -> None:
-    """Run `jobs` in the open transaction; the ones that wait for the commit go to `pending`.
+@dataclass(slots=True)
+class Tally:
+    """What has been committed, for the writer's housekeeping and for benchmarks."""
 
-    With `hand_back`, early and failed jobs are delivered at once instead (their callers do not
-    wait for the commit; see `GroupCommitWriter.run`).
+    batches: int = 0
+    operations: int = 0
+    inline_batches: int = 0
+    since_checkpoint: int = 0
+
+
+def commit_here(conn: sqlite3.Connection, jobs: list[Job[Any]], tally: Tally) -> bool:
+    """Commit `jobs` in one transaction on this thread; False if SQLite's write lock is taken.
+
+    The connection's busy timeout must be off: a caller on the event loop never waits for another
+    process. When False is returned nothing ran and the jobs are untouched.
     """
-    early: list[Job[Any]] = []
-    for job in jobs:
-        _run_saved(conn, batch, job)
-        (early if hand_back and (job.early or job.error is not None) else pending).append(job)
-    if early:
-        deliver(early)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error:
+        return False
+    batch = Batch()
+    try:
+        if len(jobs) == 1:
+            # Alone in its transaction, a job needs no savepoint (two statements fewer in the
+            # common case): if it fails, the whole transaction is rolled back instead.
+            job = jobs[0]
+            try:
+                job.result = job.op(conn, batch)
+            except Exception as exc:
+                job.error = exc
+                _rollback(conn)
+                return True
+        else:
+            for job in jobs:
+                _run_saved(conn, batch, job)
+        _commit(conn, batch)
+    except Exception as exc:  # a failed commit (or hook): nothing of the batch is durable
+        _rollback(conn)
+        fail_all(jobs, exc)
+        return True
+    tally.inline_batches += 1
+    _committed(batch, len(jobs), tally)
+    return True
+
+
+def commit_queued(
+    conn: sqlite3.Connection,
+    jobs: list[Job[Any]],
+    tally: Tally,
+    *,
+    more: Callable[[int], list[Job[Any]]],
+    max_batch: int,
+    settle: Callable[[int], None],
+) -> None:
+    """Commit `jobs`, and whatever `more` hands over meanwhile, in one transaction; wake every caller.
+
+    Early and failed jobs are handed back as soon as they have run; the rest after the commit.
+    `settle(n)` is told how many jobs the batch took once it is over, before anyone is woken.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        settle(len(jobs))
+        fail_all(jobs, exc)
+        return
+    batch = Batch()
+    pending: list[Job[Any]] = []
+    try:
+        done = 0
+        while done < len(jobs):
+            early: list[Job[Any]] = []
+            for job in jobs[done:]:
+                _run_saved(conn, batch, job)
+                (early if job.early or job.error is not None else pending).append(job)
+            done = len(jobs)
+            if early:
+                deliver(early)
+            # Whatever queued up meanwhile joins this transaction rather than waiting for it.
+            jobs.extend(more(max_batch - len(jobs)))
+        _commit(conn, batch)
+    except Exception as exc:  # a failed commit (or hook) fails every caller still waiting
+        _rollback(conn)
+        settle(len(jobs))
+        fail_all(pending, exc)
+        return
+    _committed(batch, len(jobs), tally)
+    settle(len(jobs))
+    deliver(pending)
 
 
 def _run_saved(conn: sqlite3.Connection, batch: Batch, job: Job[Any]) -> None:
@@ -96,6 +171,28 @@ def _run_saved(conn: sqlite3.Connection, batch: Batch, job: Job[Any]) -> None:
         batch.cache.update(saved)
         job.error = exc
     conn.execute("RELEASE op")
+
+
+def _commit(conn: sqlite3.Connection, batch: Batch) -> None:
+    for hook in batch.before_commit.values():
+        hook(conn, batch)
+    conn.execute("COMMIT")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
+
+
+def _committed(batch: Batch, operations: int, tally: Tally) -> None:
+    tally.batches += 1
+    tally.operations += operations
+    tally.since_checkpoint += 1
+    for after in batch.after_commit.values():
+        try:
+            after()
+        except Exception:  # the data is committed; a failing side effect is only logged
+            log.exception("ledger_after_commit_failed")
 
 
 def fail_all(jobs: list[Job[Any]], exc: Exception) -> None:

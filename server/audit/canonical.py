@@ -48,28 +48,27 @@ def _plain(value: Any, depth: int) -> bool:
     (characters from U+E000 up), or nesting deep enough that recursion should be the slow path's.
     """
     kind = type(value)
-    # Exact types first (every record has a dozen strings and ints); subclasses take the long way.
+    # Exact types first, checked in line: a record is mostly strings and ints, and a function call
+    # per field would cost more than the encoding. Subclasses and floats take the long way.
     if kind is str or kind is int or value is None or kind is bool:
         return True
+    if depth > 32:
+        return False
     if kind is dict:
-        if depth > 32:
-            return False
         for key, item in value.items():
             if type(key) is not str or (not key.isascii() and max(key) >= "\ue000"):
                 return False
-            if not _scalar(item) and not _plain(item, depth + 1):
+            kind = type(item)
+            if not (kind is str or kind is int or item is None or kind is bool) and not _plain(item, depth + 1):
                 return False
         return True
     if kind is list or kind is tuple:
-        if depth > 32:
-            return False
-        return all(_scalar(item) or _plain(item, depth + 1) for item in value)
+        for item in value:
+            kind = type(item)
+            if not (kind is str or kind is int or item is None or kind is bool) and not _plain(item, depth + 1):
+                return False
+        return True
     return _plain_other(value, depth)
-
-
-def _scalar(value: Any) -> bool:
-    kind = type(value)
-    return kind is str or kind is int or value is None or kind is bool
 
 
 def _plain_other(value: Any, depth: int) -> bool:

@@ -40,7 +40,15 @@ POLICY_RULE = "policy_rule"  # str: the authorization rule that decided (set by 
 # a system call per call (uuid4 reads the OS entropy pool every time).
 _PREFIX = secrets.token_hex(6)
 _COUNTER = itertools.count(1)
-_PID = os.getpid()
+
+
+def _new_prefix() -> None:
+    global _PREFIX
+    _PREFIX = secrets.token_hex(6)
+
+
+# A forked child must not reuse its parent's ids.
+os.register_at_fork(after_in_child=_new_prefix)
 
 
 def call_id(call_notes: MutableMapping[str, Any]) -> str:
@@ -48,9 +56,6 @@ def call_id(call_notes: MutableMapping[str, Any]) -> str:
     existing = call_notes.get(CALL_ID)
     if isinstance(existing, str):
         return existing
-    global _PREFIX, _PID
-    if os.getpid() != _PID:  # a forked child must not reuse its parent's ids
-        _PREFIX, _PID = secrets.token_hex(6), os.getpid()
     fresh = f"{_PREFIX}{next(_COUNTER):010x}"
     call_notes[CALL_ID] = fresh
     return fresh

@@ -34,9 +34,24 @@ def _owner_for(pid: int) -> str:
     return f"{pid}:{_start_time(pid)}"
 
 
+_current: str | None = None
+
+
+def _forget_owner() -> None:
+    global _current
+    _current = None
+
+
+os.register_at_fork(after_in_child=_forget_owner)
+
+
 def current_owner() -> str:
     """This process's identity (recomputed after a fork, since the pid changes)."""
-    return _owner_for(os.getpid())
+    global _current
+    owner = _current
+    if owner is None:
+        owner = _current = _owner_for(os.getpid())
+    return owner
 
 
 def owner_alive(owner: str) -> bool:

@@ -27,7 +27,7 @@ from server.audit.log import AuditLog
 from server.audit.owner import current_owner
 from server.audit.redact import Redactor
 from server.audit.status import classify
-from server.audit.writer import Batch, GroupCommitWriter, LedgerUnavailable
+from server.audit.writer import Batch, GroupCommitWriter, LedgerUnavailable, Op
 from server.pipeline.chain import CallNext, Step, ToolCall
 from tools.errors import ToolkilnError
 from tools.model import ToolOutcome, ToolResult
@@ -87,7 +87,26 @@ class AuditRecorder:
         return await self._run(op)
 
     async def outcome(self, call: ToolCall, outcome: object, started: float) -> None:
-        """Commit the outcome (and the intent too, for a call refused before `AuditIntent`)."""
+        """Commit the outcome (and the intent too, for a call refused before `AuditIntent`).
+
+        Never interrupted: a cancelled caller still waits for the commit, so no result or error
+        leaves the call before its outcome is durable.
+
+        Raises:
+            LedgerUnavailable: the record could not be committed.
+        """
+        op = self._outcome_op(call, outcome, started)
+        try:
+            done, _ = self.writer.run_now(op)
+        except LedgerUnavailable:
+            raise
+        except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+        if not done:
+            with anyio.CancelScope(shield=True):
+                await self._run(op)
+
+    def _outcome_op(self, call: ToolCall, outcome: object, started: float) -> Op[int]:
         call_id: str = call.notes[notes.CALL_ID]
         principal = call.context.principal.id
         tool = self._tool_name(call)
@@ -121,7 +140,7 @@ class AuditRecorder:
                 fields=fields,
             )  # fmt: skip
 
-        await self._run(op)
+        return op
 
     async def _run(self, op: Any) -> int:
         try:
@@ -168,14 +187,12 @@ class AuditCalls(Step):
             result = await call_next(call)
         except BaseException as exc:
             try:
-                with anyio.CancelScope(shield=True):
-                    await self._recorder.outcome(call, exc, started)
+                await self._recorder.outcome(call, exc, started)
             except LedgerUnavailable as failure:
                 if isinstance(exc, ToolkilnError):
                     raise failure from exc
             raise
-        with anyio.CancelScope(shield=True):
-            await self._recorder.outcome(call, result, started)
+        await self._recorder.outcome(call, result, started)
         return result
 
 

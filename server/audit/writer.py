@@ -33,7 +33,6 @@ stream of commits never catches up, and SQLite only starts the WAL over once one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import sqlite3
 import threading
@@ -44,7 +43,7 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
-from server.audit.batch import Batch, Job, LedgerUnavailable, Op, deliver, fail_all, run_jobs
+from server.audit.batch import Batch, Job, LedgerUnavailable, Op, Tally, commit_here, commit_queued
 
 __all__ = ["Batch", "GroupCommitWriter", "LedgerUnavailable", "Op"]
 
@@ -110,15 +109,12 @@ class GroupCommitWriter:
         # Jobs handed to the writer thread and not yet committed: while any are, nobody commits inline.
         self._queued = 0
         self._queued_lock = threading.Lock()
-        self._commits_since_checkpoint = 0
         # Calls in flight in this process, kept by the ledger's outermost step (`CallsInFlight`).
         # With more than `inline_max_calls` of them, writes go to the thread even when it is idle:
         # there, writes of concurrent calls share transactions, and SQLite's work overlaps Python's.
         self.calls_in_flight = 0
         self._inline_max_calls = inline_max_calls
-        self.batches = 0
-        self.operations = 0
-        self.inline_batches = 0
+        self.tally = Tally()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -144,6 +140,14 @@ class GroupCommitWriter:
     @property
     def started(self) -> bool:
         return self._thread is not None
+
+    @property
+    def batches(self) -> int:
+        return self.tally.batches
+
+    @property
+    def operations(self) -> int:
+        return self.tally.operations
 
     def close(self) -> None:
         """Commit whatever is queued, then stop the thread and close the connection."""
@@ -183,6 +187,25 @@ class GroupCommitWriter:
         job.loop = loop
         self._submit(job)
         return await job.future
+
+    def run_now(self, op: Op[T]) -> tuple[bool, T | None]:
+        """Commit `op` right here if the writer is idle: `(True, result)`; else `(False, None)`.
+
+        Lets a caller that must not be interrupted skip the cancellation shield it would need
+        around `run` (nothing can cancel a commit that never yields).
+
+        Raises:
+            LedgerUnavailable: the batch could not be committed.
+            Exception: whatever `op` raised (its own writes are rolled back).
+        """
+        if self._thread is None:
+            self.start()
+        job: Job[T] = Job(op=op, early=False)
+        if not self._commit_inline(job):
+            return False, None
+        if job.error is not None:
+            raise job.error
+        return True, job.result
 
     def post(self, op: Op[Any]) -> None:
         """Queue `op` without waiting; a later awaited operation's commit covers it.
@@ -234,108 +257,44 @@ class GroupCommitWriter:
 
     def _commit_inline(self, job: Job[Any] | None) -> bool:
         """Commit the posted jobs and `job` on this thread if the writer is idle; whether it did."""
-        if (
-            not self._inline
-            or self._queued
-            or self.calls_in_flight > self._inline_max_calls
-            or not self._conn_lock.acquire(blocking=False)
-        ):
+        if not self._inline or self._queued or self.calls_in_flight > self._inline_max_calls:
+            return False
+        if not self._conn_lock.acquire(blocking=False):
             return False
         try:
             conn = self._conn
             if conn is None or self._queued:
                 return False
-            with self._posted_lock:
-                posted, self._posted = self._posted, []
+            posted: list[Job[Any]] = []
+            if self._posted:
+                with self._posted_lock:
+                    posted, self._posted = self._posted, []
             jobs = posted if job is None else [*posted, job]
             if not jobs:
                 return True
-            if self._commit(conn, jobs, inline=True):
-                self.inline_batches += 1
+            if self._waits:
+                conn.execute("PRAGMA busy_timeout=0")
+                self._waits = False
+            if commit_here(conn, jobs, self.tally):
                 return True
-            with self._posted_lock:  # not committed: the posted jobs keep their place in line
-                self._posted[:0] = posted
+            if posted:  # not committed: the posted jobs keep their place in line
+                with self._posted_lock:
+                    self._posted[:0] = posted
             return False
         finally:
             self._conn_lock.release()
 
-    # -- committing (connection lock held) -------------------------------------------------
+    def _commit_queued(self, conn: sqlite3.Connection, jobs: list[Job[Any]]) -> None:
+        """Commit jobs handed to the writer thread (connection lock held)."""
+        if not self._waits:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            self._waits = True
+        commit_queued(conn, jobs, self.tally, more=self._drain, max_batch=self._max_batch, settle=self._settle)
 
-    def _begin(self, conn: sqlite3.Connection, *, wait: bool) -> None:
-        if wait != self._waits:
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms) if wait else 0}")
-            self._waits = wait
-        conn.execute("BEGIN IMMEDIATE")
-
-    def _commit(self, conn: sqlite3.Connection, jobs: list[Job[Any]], *, inline: bool) -> bool:
-        """Run `jobs` in one transaction and deliver their results.
-
-        Returns False only for an inline batch whose transaction could not begin (another
-        process holds the write lock): nothing ran, and the caller hands the jobs to the thread.
-        """
-        try:
-            self._begin(conn, wait=not inline)
-        except sqlite3.Error as exc:
-            if inline:
-                return False
-            self._settle_queued(jobs, inline)
-            fail_all(jobs, exc)
-            return True
-        batch = Batch()
-        pending: list[Job[Any]] = []
-        try:
-            if inline and len(jobs) == 1:
-                if not self._run_alone(conn, batch, jobs[0]):
-                    return True
-                pending.append(jobs[0])
-            done = len(pending)
-            while done < len(jobs):
-                run_jobs(conn, batch, jobs[done:], pending, hand_back=not inline)
-                done = len(jobs)
-                if not inline:
-                    # Whatever queued up meanwhile joins this transaction rather than waiting for it.
-                    jobs.extend(self._drain(self._max_batch - len(jobs)))
-            for hook in batch.before_commit.values():
-                hook(conn, batch)
-            conn.execute("COMMIT")
-        except Exception as exc:  # a failed commit (or hook) fails every caller still waiting
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            self._settle_queued(jobs, inline)
-            fail_all(pending, exc)
-            return True
-        self.batches += 1
-        self.operations += len(jobs)
-        self._commits_since_checkpoint += 1
-        for after in batch.after_commit.values():
-            try:
-                after()
-            except Exception:  # the data is committed; a failing side effect is only logged
-                log.exception("ledger_after_commit_failed")
-        self._settle_queued(jobs, inline)
-        deliver(pending)
-        return True
-
-    @staticmethod
-    def _run_alone(conn: sqlite3.Connection, batch: Batch, job: Job[Any]) -> bool:
-        """Run the only job of an inline batch; whether it succeeded (if not, all is rolled back).
-
-        Alone in its transaction, it needs no savepoint: the common case saves two statements.
-        """
-        try:
-            job.result = job.op(conn, batch)
-        except Exception as exc:
-            job.error = exc
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            return False
-        return True
-
-    def _settle_queued(self, jobs: list[Job[Any]], inline: bool) -> None:
-        # Before delivery, so a caller woken by this batch may already commit its next write inline.
-        if not inline:
-            with self._queued_lock:
-                self._queued -= len(jobs)
+    def _settle(self, jobs: int) -> None:
+        # Before the callers are woken, so one of them may already commit its next write inline.
+        with self._queued_lock:
+            self._queued -= jobs
 
     # -- the writer thread -----------------------------------------------------------------
 
@@ -393,7 +352,7 @@ class GroupCommitWriter:
                     break
             if jobs:
                 with self._conn_lock:
-                    self._commit(conn, jobs, inline=False)
+                    self._commit_queued(conn, jobs)
             if time.monotonic() >= self._next_housekeeping:
                 # Under steady load the queue is never empty for long: tidy between batches too.
                 self._tidy(conn, side)
@@ -407,12 +366,12 @@ class GroupCommitWriter:
                 self._housekeeping()
             except Exception:  # housekeeping never stops the writer
                 log.exception("ledger_housekeeping_failed")
-        if self._commits_since_checkpoint >= _CHECKPOINT_EVERY_COMMITS:
+        if self.tally.since_checkpoint >= _CHECKPOINT_EVERY_COMMITS:
             self._checkpoint(conn, side)
 
     def _checkpoint(self, conn: sqlite3.Connection, side: list[sqlite3.Connection]) -> None:
         # Passive: never waits for readers or other processes; it copies what it can.
-        self._commits_since_checkpoint = 0
+        self.tally.since_checkpoint = 0
         try:
             if not side:
                 side.append(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False))
@@ -432,7 +391,7 @@ class GroupCommitWriter:
         with self._queued_lock:
             self._queued += 1
         with self._conn_lock:
-            self._commit(conn, [job], inline=False)
+            self._commit_queued(conn, [job])
         if job.error is not None:
             log.error("ledger_periodic_failed", error=str(job.error)[:200])
 
