@@ -22,6 +22,8 @@ from server.event_store import InMemoryEventStore, SessionScopes
 from server.http_guard import JsonRpcGuard
 from server.identity.http import protect
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from server.pipeline.subjects import METRICS_ENDPOINT
+from server.readiness import audit_health
 from server.runtime import Runtime
 from server.stdio_guard import guarded_stdio_server
 from server.version import __version__
@@ -32,6 +34,7 @@ TransportName = Literal["stdio", "sse", "http"]
 log = structlog.get_logger("toolkiln.transport")
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 _RETRY_MS = 100
+METRICS_PATH = "/metrics"
 
 
 def transport_security(http: HttpSettings) -> TransportSecuritySettings:
@@ -47,21 +50,31 @@ def _health_routes(runtime: Runtime) -> list[Route]:
 
     async def readyz(_: Request) -> Response:
         storage_ok = runtime.storage is not None and await runtime.storage.ping()
+        audit = await audit_health(runtime.ledger)
+        ready = storage_ok and audit != "degraded"
         body = {
-            "status": "ready" if storage_ok else "degraded",
+            "status": "ready" if ready else "degraded",
             "storage": storage_ok,
+            "audit": audit,
             "tools": len(runtime.registry.tools()),
             "registry_version": runtime.registry.version,
         }
-        return JSONResponse(body, status_code=200 if storage_ok else 503)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        # With [auth] on, the auth middleware guards this path like the MCP endpoint; the policy
+        # then decides (`endpoint:metrics`: admin, or a role a rule grants it to, e.g. a scraper's
+        # API token). Without [auth] it is loopback development and stays open.
+        if runtime.settings.auth.enabled:
+            principal = runtime.identity.of_request(request)
+            if not runtime.pipeline.is_visible(METRICS_ENDPOINT, principal):
+                return JSONResponse({"error": "forbidden"}, status_code=403)
         return Response(runtime.ledger.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route(METRICS_PATH, metrics, methods=["GET"]),
     ]
 
 
@@ -83,8 +96,9 @@ def build_http_app(runtime: Runtime, *, event_store: EventStore | None = None) -
         host=http.host,
         custom_starlette_routes=_health_routes(runtime),
     )
-    # Bearer authentication (when [auth] is on) sits inside the framing guard, around the MCP path.
-    authed = protect(SessionScopes(app), runtime, paths=(http.path,))
+    # Bearer authentication (when [auth] is on) sits inside the framing guard, around the MCP path
+    # and the metrics endpoint.
+    authed = protect(SessionScopes(app), runtime, paths=(http.path, METRICS_PATH))
     return JsonRpcGuard(
         authed, paths=(http.path,), max_body_bytes=http.max_body_bytes, security=transport_security(http)
     )
@@ -111,7 +125,7 @@ def build_sse_app(runtime: Runtime) -> ASGIApp:
         Mount("/messages/", app=sse.handle_post_message),
         *_health_routes(runtime),
     ]
-    app = protect(Starlette(routes=routes), runtime, paths=("/sse", "/messages/"))
+    app = protect(Starlette(routes=routes), runtime, paths=("/sse", "/messages/", METRICS_PATH))
     # /sse too: its GET gets the Host/Origin answer (421/403) before authentication can answer 401.
     return JsonRpcGuard(
         app, paths=("/sse", "/messages/"), max_body_bytes=http.max_body_bytes, security=transport_security(http)
