@@ -6,11 +6,22 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from server.wire import INTERNAL_ERROR, to_call_result, to_mcp_annotations, to_protocol_error, to_wire
+from server.limits import QuotaExceeded, RateLimited
+from server.wire import (
+    INTERNAL_ERROR,
+    failure_result,
+    to_call_result,
+    to_mcp_annotations,
+    to_protocol_error,
+    to_request_error,
+    to_wire,
+)
 from tools.errors import (
     ConfigError,
     InvalidArguments,
+    MissingClientCapability,
     ProtocolFault,
+    Refusal,
     SetupError,
     ToolCrashed,
     ToolFailure,
@@ -138,3 +149,77 @@ def test_default_annotations_are_omitted_and_set_ones_map_to_mcp_hints() -> None
         "idempotentHint": True,
         "openWorldHint": False,
     }
+
+
+# --- structured details on errors ---------------------------------------------------------------
+
+
+def test_a_tool_failure_with_structured_details_sends_them_as_structured_content() -> None:
+    result = to_wire(ToolFailure("Try again later", structured={"retry_after_s": 3}))
+    assert result.is_error is True
+    assert result.content == [types.TextContent(type="text", text="Try again later")]
+    assert result.structured_content == {"retry_after_s": 3}
+
+
+def test_a_protocol_fault_with_data_sends_it_as_the_error_data() -> None:
+    with pytest.raises(MCPError) as caught:
+        to_wire(ProtocolFault("Resource not found", data={"uri": "test://x"}))
+    assert caught.value.error == types.ErrorData(code=-32602, message="Resource not found", data={"uri": "test://x"})
+
+
+def test_a_missing_client_capability_is_minus_32021_naming_the_capabilities() -> None:
+    with pytest.raises(MCPError) as caught:
+        to_wire(MissingClientCapability("ask", {"sampling": {}, "elicitation": {}}))
+    error = caught.value.error
+    assert error.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY == -32021
+    assert error.message == "Tool 'ask' needs client capabilities: elicitation, sampling"
+    assert error.data == {"requiredCapabilities": {"sampling": {}, "elicitation": {}}}
+
+
+def test_rate_limit_and_quota_refusals_reach_the_wire_with_text_and_structured_content() -> None:
+    limited = RateLimited(rule="r", scope="principal", limit=2, period_s=60, retry_after_s=29.2, now=0)
+    over = QuotaExceeded(period="daily", budget=10, used=8, cost=4, resets_at=86_400, now=0)
+    assert isinstance(limited, Refusal)
+    assert isinstance(over, Refusal)
+    assert (limited.retry_after, over.remaining, over.resets_at) == (30, 2, 86_400)
+    for refusal in (limited, over):
+        result = to_wire(refusal)
+        assert result.is_error is True
+        assert result.content == [types.TextContent(type="text", text=refusal.message)]
+        assert result.structured_content == refusal.structured
+    assert to_wire(limited).structured_content["retry_after_s"] == 30  # type: ignore[index]
+    assert to_wire(over).structured_content["resets_at"] == "1970-01-02T00:00:00Z"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message", "data"),
+    [
+        pytest.param(ToolTimeout("prompt:p", 2), -32603, "Tool 'prompt:p' timed out after 2 s", None, id="timeout"),
+        pytest.param(
+            RateLimited(rule="r", scope="global", limit=1, period_s=1, retry_after_s=1, now=0),
+            -32603,
+            "Rate limit 'r' exceeded (1 calls per 1 s, for all callers). Retry after 1 s.",
+            {
+                "error": "rate_limited",
+                "limit": "r",
+                "scope": "global",
+                "limit_calls": 1,
+                "period_s": 1,
+                "retry_after_s": 1,
+                "retry_at": "1970-01-01T00:00:01Z",
+            },
+            id="rate-limited",
+        ),
+        pytest.param(ProtocolFault("Unknown prompt: p"), -32602, "Unknown prompt: p", None, id="protocol-fault"),
+        pytest.param(ValueError("/etc/secret"), -32603, "Internal error", None, id="foreign-exception"),
+    ],
+)
+def test_a_request_without_an_is_error_result_gets_a_json_rpc_error_keeping_the_details(
+    error: Exception, code: int, message: str, data: object
+) -> None:
+    assert to_request_error(error).error == types.ErrorData(code=code, message=message, data=data)
+
+
+def test_a_failure_result_is_what_to_wire_sends() -> None:
+    failure = ToolFailure("no", structured={"why": "because"})
+    assert to_call_result(failure_result(failure)) == to_wire(failure)
