@@ -160,7 +160,7 @@ async def test_the_legacy_sse_endpoint_hides_and_refuses_resources_and_prompts_b
     seen: dict[str, tuple[set[str], set[str]]] = {}
     for role in ROLES:
         transport = sse_client(sse_server.url, headers={"Authorization": f"Bearer {tokens[role]}"})
-        async with Client(transport, mode="legacy") as client:  # type: ignore[arg-type]
+        async with Client(transport, mode="legacy") as client:
             resources = {resource.uri for resource in (await client.list_resources()).resources}
             prompts = {prompt.name for prompt in (await client.list_prompts()).prompts}
             seen[role] = (resources, prompts)

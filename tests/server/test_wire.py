@@ -187,8 +187,8 @@ def test_rate_limit_and_quota_refusals_reach_the_wire_with_text_and_structured_c
         assert result.is_error is True
         assert result.content == [types.TextContent(type="text", text=refusal.message)]
         assert result.structured_content == refusal.structured
-    assert to_wire(limited).structured_content["retry_after_s"] == 30  # type: ignore[index]
-    assert to_wire(over).structured_content["resets_at"] == "1970-01-02T00:00:00Z"  # type: ignore[index]
+    assert to_wire(limited).structured_content["retry_after_s"] == 30
+    assert to_wire(over).structured_content["resets_at"] == "1970-01-02T00:00:00Z"
 
 
 @pytest.mark.parametrize(
