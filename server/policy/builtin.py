@@ -7,6 +7,9 @@
 
 Config may add rules for these roles (a deny for `agent`, say) and define roles that inherit
 from them, but may not redefine them, so their meaning is the same on every server.
+
+Resources and prompts are read-only subjects (server.pipeline.subjects), so every role may read
+them unless they are tagged `admin` or a rule denies them; `endpoint:metrics` is tagged `admin`.
 """
 
 from __future__ import annotations

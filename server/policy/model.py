@@ -103,6 +103,8 @@ class RuleSettings(_Frozen):
     effect: Effect = "allow"
     roles: tuple[str, ...] = Field(min_length=1)
     # Exact tool names or globs (`github.*`); matched against the canonical name, case-sensitive.
+    # Resources, prompts and endpoints are matched by their subject names (`resource:<uri>`,
+    # `prompt:<name>`, `endpoint:metrics`; see server.pipeline.subjects), so `*` covers them too.
     tools: tuple[str, ...] = ("*",)
     # Source name globs; empty = any source.
     sources: tuple[str, ...] = ()
