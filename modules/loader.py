@@ -24,6 +24,7 @@ import mcp_types as types
 import structlog
 
 from modules.approval import drift, hash_tools
+from modules.credentials import calling_as
 from modules.lifecycle import ModuleLifecycle, StartWorker, Worker, spec_of
 from modules.manifest import ModuleManifest, ModuleTool
 from modules.registry import ModuleRecord
@@ -190,7 +191,8 @@ class ModuleLoader:
             deadline = min(timeout, context.deadline_s or math.inf)
             loaded.calls += 1
             try:
-                value = await loaded.worker.call(tool.name, dict(arguments), deadline)
+                with calling_as(context.principal.id):
+                    value = await loaded.worker.call(tool.name, dict(arguments), deadline)
             except SandboxViolation as exc:
                 self._penalize(loaded, exc.message, violation=True)
                 raise

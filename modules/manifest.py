@@ -13,12 +13,13 @@ import json
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modules.credentials_manifest import ModuleCredential, credential_problems
 from tools.errors import SetupError
 from tools.model import TOOL_NAME_PATTERN
 
@@ -161,6 +162,9 @@ def _relative_file(value: str, what: str) -> str:
 class ModuleManifest(_Strict):
     """`manifest.toml`: what a module is, what it declares and what it may reach."""
 
+    # Stored as JSON by validation and read back by `stored`: the TOML key names both ways.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, serialize_by_alias=True)
+
     name: str = Field(pattern=MODULE_NAME_PATTERN)
     version: str = Field(pattern=VERSION_PATTERN)
     description: str = Field(min_length=1, max_length=4000)
@@ -168,10 +172,9 @@ class ModuleManifest(_Strict):
     entry: str = "module.py"
     tools: tuple[ModuleTool, ...] = Field(min_length=1, max_length=64)
     egress: tuple[str, ...] = Field(default=(), max_length=32)
-    # Credential handles the broker injects for this module; the module never sees the secret.
-    credentials: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")], ...] = Field(
-        default=(), max_length=16
-    )
+    # `[[credentials]]`: what the broker injects for this module, and where; the module never
+    # sees the secret. `credentials` (the property) is the tuple of their handles.
+    declared_credentials: tuple[ModuleCredential, ...] = Field(default=(), max_length=16, alias="credentials")
     limits: ModuleLimits = ModuleLimits()
 
     @field_validator("entry")
@@ -199,9 +202,16 @@ class ModuleManifest(_Strict):
     def _unique_tools(self) -> ModuleManifest:
         names = [tool.name for tool in self.tools]
         repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"tool names repeat: {', '.join(repeated)}")
+        problems = [f"tool names repeat: {', '.join(repeated)}"] if repeated else []
+        problems += credential_problems(self.declared_credentials, self.egress)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def credentials(self) -> tuple[str, ...]:
+        """The handles of the declared credentials."""
+        return tuple(credential.handle for credential in self.declared_credentials)
 
     @classmethod
     def stored(cls, data: dict[str, Any]) -> ModuleManifest:

@@ -21,11 +21,11 @@ import structlog
 
 from modules.admin_tools import admin_tools
 from modules.broker import Broker, Injector
+from modules.credentials import ModuleCredentials, ModuleInjector, no_credential_store
 from modules.lifecycle import AuditSink, ModuleLifecycle, StartWorker, Worker, why_not_loaded
 from modules.loader import ModuleLoader
 from modules.manifest import ModuleRef
 from modules.registry import ModuleRegistry
-from modules.sandbox.errors import ModuleLoadFailed
 from modules.sandbox.report import SandboxReport
 from modules.sandbox.spec import TestReport, ToolSpec, WorkerSpec
 from server.audit.ledger import Ledger
@@ -58,17 +58,22 @@ def ledger_audit(ledger: Ledger) -> AuditSink | None:
 
 
 class _BrokeredWorker:
-    """A worker together with its broker, which closes when the worker stops."""
+    """A worker together with its broker, which closes when the worker stops, and the injector
+    whose caller each call sets (per-principal credentials)."""
 
-    def __init__(self, worker: Worker, broker: Broker) -> None:
+    def __init__(self, worker: Worker, broker: Broker, credentials: ModuleInjector | None = None) -> None:
         self._worker = worker
         self._broker = broker
+        self._credentials = credentials
 
     async def tools(self) -> Sequence[ToolSpec]:
         return await self._worker.tools()
 
     async def call(self, name: str, arguments: dict[str, Any], timeout_s: float | None = None) -> ToolResult:
-        return await self._worker.call(name, arguments, timeout_s)
+        if self._credentials is None:
+            return await self._worker.call(name, arguments, timeout_s)
+        async with self._credentials.serving():
+            return await self._worker.call(name, arguments, timeout_s)
 
     async def run_tests(self, timeout_s: float | None = None) -> TestReport:
         return await self._worker.run_tests(timeout_s)
@@ -80,11 +85,19 @@ class _BrokeredWorker:
             await self._broker.aclose()
 
 
-def sandbox_starter(loader: ModuleLoader | None = None, injector: Injector | None = None) -> StartWorker:
+def sandbox_starter(
+    loader: ModuleLoader | None = None,
+    injector: Injector | None = None,
+    *,
+    credentials: ModuleCredentials | None = None,
+) -> StartWorker:
     """Starts a worker in the strongest sandbox tier the host offers, with a broker for the
     module's allowlist and credential handles and its events routed to `loader`.
 
-    The host is probed on first use, so a server without modules never pays for the probe.
+    Credentials come from `injector` when given, else from the store (`credentials`) as the
+    module's manifest places them; with neither, a request needing one is refused (the CLI
+    validating a module: its tests answer from mocks). The host is probed on first use, so a
+    server without modules never pays for the probe.
     """
     from modules.sandbox import sandbox_report, start_worker
 
@@ -94,9 +107,12 @@ def sandbox_starter(loader: ModuleLoader | None = None, injector: Injector | Non
         if not report:
             report.append(await asyncio.to_thread(sandbox_report))
             log.info("modules_sandbox", tier=report[0].tier)
+        scope: ModuleInjector | None = None
+        module_injector = injector
         if spec.credentials and injector is None:
-            raise ModuleLoadFailed(spec.label, "it needs credential handles but no credential store is configured")
-        broker = Broker(spec.egress, credentials=spec.credentials, injector=injector)
+            scope = None if credentials is None else await credentials.injector(spec)
+            module_injector = no_credential_store if scope is None else scope
+        broker = Broker(spec.egress, credentials=spec.credentials, injector=module_injector)
         try:
             worker = await start_worker(
                 spec, broker=broker, on_event=None if loader is None else loader.on_event, report=report[0]
@@ -104,7 +120,7 @@ def sandbox_starter(loader: ModuleLoader | None = None, injector: Injector | Non
         except BaseException:
             await broker.aclose()
             raise
-        return _BrokeredWorker(worker, broker)
+        return _BrokeredWorker(worker, broker, scope)
 
     return start
 
@@ -151,7 +167,8 @@ class ModuleSource:
             taken_names=self._taken_names,
         )
         self.loader = ModuleLoader(self._lifecycle, self.runtime.registry, None)
-        starter = self._start_worker or sandbox_starter(self.loader, self._injector)
+        stored = None if self._injector is not None else ModuleCredentials(self.runtime.credentials)
+        starter = self._start_worker or sandbox_starter(self.loader, self._injector, credentials=stored)
         self._lifecycle.start_worker = starter
         self.loader.start_worker = starter
         records = await self._lifecycle.scan()
@@ -200,8 +217,8 @@ def install_modules(
 ) -> ModuleSource:
     """Register the management tools now and start the modules with the server.
 
-    `injector` adds credentials to a module's upstream requests (modules that declare credential
-    handles fail to load without one); `start_worker` replaces the sandbox (benchmarks).
+    Modules' credentials come from the runtime's vault, placed as each manifest declares
+    (`modules.credentials`); `injector` replaces that (tests), `start_worker` the sandbox (benchmarks).
     """
     source = ModuleSource(runtime, start_worker, injector)
     runtime.registry.replace_source("internal", admin_tools(lambda: source.lifecycle, source.sync, source.serving))

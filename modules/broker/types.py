@@ -32,7 +32,7 @@ class EgressRefused(Exception):
     """The broker did not send the request, or stopped reading the answer.
 
     `reason` is a short stable word (`origin`, `header`, `redirect`, `too_large`, `timeout`,
-    `unreachable`, `invalid`) the module sees along with the message.
+    `unreachable`, `invalid`, and from the injector `credential`) the module sees with the message.
     """
 
     def __init__(self, reason: str, message: str) -> None:
