@@ -46,7 +46,9 @@ def corpus(folder: Path, filters: list[str]) -> list[Path]:
 
 async def run(args: argparse.Namespace, log_path: Path) -> dict[str, Any]:
     specs: list[dict[str, Any]] = []
-    if not args.skip_corpus:
+    if not args.skip_corpus and not args.corpus.is_dir():
+        print(f"cold start: skipped, no spec corpus at {args.corpus} (--corpus DIR)", file=sys.stderr)
+    elif not args.skip_corpus:
         found = corpus(args.corpus, args.specs)
         print(f"cold start: {len(found)} specs, {args.repeats} cold runs each", file=sys.stderr)
         for spec in found:
@@ -69,20 +71,15 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _commit() -> str | None:
-    """The repository's HEAD (what a `--toolkiln-src` export of HEAD holds), with a mark if the tree is dirty."""
+def _commit(tree: bool) -> str | None:
+    """The repository's HEAD; when toolkiln runs from the tree, marked `+dirty` if that has local changes."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run(status, cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return head.stdout.strip() + ("+dirty" if tree and dirty else "")
 
 
 def main() -> None:
@@ -92,7 +89,7 @@ def main() -> None:
         "--specs", type=lambda v: [s for s in v.split(",") if s], default=[], help="comma list of name parts to keep"
     )
     parser.add_argument("--repeats", type=int, default=3, help="cold (and warm) runs per spec (default 3)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per server run (default 180)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per server run (default 300)")
     parser.add_argument(
         "--fastmcp-repeat-under",
         type=float,
@@ -120,6 +117,8 @@ def main() -> None:
 
     load_before = os.getloadavg()
     started = datetime.now(UTC)
+    # Read before measuring: other commits may land while a long run goes on.
+    commit = _commit(tree=args.toolkiln_src is None)
     measured = anyio.run(run, args, args.server_log or Path(os.devnull))
     targets = evaluate(measured)
     result = {
@@ -131,7 +130,7 @@ def main() -> None:
             "mcp": _version("mcp"),
             "fastmcp": _version("fastmcp"),
             "toolkiln": _version("toolkiln"),
-            "toolkiln_commit": _commit(),
+            "toolkiln_commit": commit,
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "loadavg_before": load_before,

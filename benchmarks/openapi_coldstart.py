@@ -1,8 +1,9 @@
 """Cold start to the first complete `tools/list`, peak RSS and list size, per spec, toolkiln and FastMCP.
 
-Every run is a fresh server process started by the Python SDK `Client` over stdio; the clock runs
-from just before the spawn to the last page of `tools/list`, and peak RSS (VmHWM) is read from the
-server's /proc entry right after that, before it is stopped. toolkiln's cold runs each get a fresh
+Every run is a fresh server process driven over stdio by a minimal JSON-RPC client (initialize,
+then `tools/list` page by page; see `openapi_measure.raw_cold_list`); the clock runs from just before
+the spawn to the last byte of the last page, and peak RSS (VmHWM) is read from the server's /proc
+entry right after that, before it is stopped. List sizes are exact wire bytes. toolkiln's cold runs each get a fresh
 data dir (no conversion cache); its warm runs reuse the last cold run's data dir, once that run has
 written the cache. A server that fails or times out is recorded with its error, never fatal.
 """
@@ -11,16 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
-from openapi_measure import list_all_tools, peak_rss_bytes, stdio_server
+from openapi_measure import raw_cold_list
 
 __all__ = [
     "SpecResult",
@@ -76,7 +77,8 @@ def toolkiln_env() -> dict[str, str]:
 
 
 def toolkiln_argv(config: Path) -> list[str]:
-    return [sys.executable, "-m", "server", "serve", "--config", str(config)]
+    # -P: no working directory at the front of sys.path, so `--toolkiln-src` decides what is imported.
+    return [sys.executable, "-P", "-m", "server", "serve", "--config", str(config)]
 
 
 def fastmcp_argv(spec: Path, base_url: str) -> list[str]:
@@ -142,11 +144,8 @@ async def one_run(argv: list[str], timeout_s: float, log_path: Path, env: dict[s
     with log_path.open("w", encoding="utf-8") as errlog:
         try:
             with anyio.fail_after(timeout_s):
-                async with stdio_server(argv, errlog, env) as server:
-                    tools, size, pages = await list_all_tools(server.client)
-                    elapsed = time.perf_counter() - server.started
-                    rss = peak_rss_bytes(server.pid) if server.pid is not None else None
-                    return Run(elapsed, rss, tools, size, pages)
+                listed = await raw_cold_list(argv, errlog, env)
+                return Run(listed.elapsed_s, listed.peak_rss_bytes, listed.tools, listed.wire_bytes, listed.pages)
         except TimeoutError:
             raise RuntimeError(f"timed out after {timeout_s:.0f} s") from None
         except Exception as exc:  # the server's own failure, reported rather than raised
@@ -159,15 +158,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _tail(log_path: Path, limit: int = 600) -> str:
+def _tail(log_path: Path, limit: int = 400) -> str:
+    """The exception line of a traceback in the log (else its last line), shortened."""
     try:
         lines = [line for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     except OSError:
         return "(none)"
     if not lines:
         return "(empty)"
-    # The last lines of a Python traceback name the error; keep them, shortened.
-    return " | ".join(lines[-3:])[-limit:]
+    errors = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", line)]
+    return (errors or lines)[-1][:limit]
 
 
 async def _record(

@@ -7,15 +7,19 @@ as the upstream, were there before), so peak RSS (VmHWM) is read from the server
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+import anyio
+from anyio.abc import Process
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -26,6 +30,7 @@ __all__ = [
     "list_all_tools",
     "peak_rss_bytes",
     "percentile",
+    "raw_cold_list",
     "stdio_server",
     "summarize_ms",
 ]
@@ -131,3 +136,115 @@ def summarize_ms(values: Sequence[float]) -> dict[str, float]:
         "min_ms": round(min(values), 4),
         "max_ms": round(max(values), 4),
     }
+
+
+@dataclass
+class RawList:
+    elapsed_s: float
+    peak_rss_bytes: int | None
+    tools: int
+    wire_bytes: int
+    pages: int
+    protocol: str
+
+
+async def raw_cold_list(argv: Sequence[str], errlog: TextIO, env: dict[str, str] | None = None) -> RawList:
+    """Process start to the last byte of the last `tools/list` page, read straight off the server's stdout.
+
+    A minimal handshake-era stdio client: `initialize`, `notifications/initialized`, then `tools/list`
+    page by page. The clock stops when a page's line has arrived; parsing it comes after. The SDK
+    `Client` instead validates every page into models, which for a list of 100+ MB costs the client
+    minutes, a cost of the client and not of the server being measured. `wire_bytes` is exact.
+
+    Raises:
+        RuntimeError: the server closed its stdout or answered with an error.
+    """
+    started = time.perf_counter()
+    process = await anyio.open_process(
+        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, env=env or dict(os.environ)
+    )
+    try:
+        reader = _LineReader(process)
+        init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+        await _send(process, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
+        answer = json.loads(await reader.response(1))
+        protocol = str(answer.get("result", {}).get("protocolVersion"))
+        await _send(process, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        pages_raw: list[bytes] = []
+        cursor: str | None = None
+        request_id = 2
+        while True:
+            params = {} if cursor is None else {"cursor": cursor}
+            await _send(process, {"jsonrpc": "2.0", "id": request_id, "method": "tools/list", "params": params})
+            line = await reader.response(request_id)
+            pages_raw.append(line)
+            # Only the cursor is needed before the clock stops; a page without one is the last.
+            cursor = _next_cursor(line) if b'"nextCursor"' in line else None
+            if cursor is None:
+                break
+            request_id += 1
+        elapsed = time.perf_counter() - started
+        rss = peak_rss_bytes(process.pid)
+        tools = sum(len(json.loads(page)["result"]["tools"]) for page in pages_raw)
+        return RawList(elapsed, rss, tools, sum(len(p) for p in pages_raw), len(pages_raw), protocol)
+    finally:
+        await _stop(process)
+
+
+async def _send(process: Process, message: dict[str, Any]) -> None:
+    assert process.stdin is not None
+    await process.stdin.send(json.dumps(message).encode() + b"\n")
+
+
+def _next_cursor(line: bytes) -> str | None:
+    result = json.loads(line)["result"]
+    cursor = result.get("nextCursor")
+    return str(cursor) if cursor else None
+
+
+class _LineReader:
+    """Newline-delimited JSON-RPC off a process's stdout; only new bytes are searched for the newline."""
+
+    def __init__(self, process: Process) -> None:
+        assert process.stdout is not None
+        self._stdout = process.stdout
+        self._buffer = bytearray()
+
+    async def _line(self) -> bytes:
+        start = 0
+        while True:
+            end = self._buffer.find(b"\n", start)
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                return line
+            start = len(self._buffer)
+            try:
+                self._buffer += await self._stdout.receive(1 << 20)
+            except anyio.EndOfStream:
+                raise RuntimeError("the server closed its stdout") from None
+
+    async def response(self, request_id: int) -> bytes:
+        """The line answering `request_id` (notifications and server requests in between are skipped)."""
+        marker = f'"id":{request_id}'.encode(), f'"id": {request_id}'.encode()
+        while True:
+            line = await self._line()
+            if any(m in line[:200] or m in line[-200:] for m in marker):
+                if b'"error"' in line[:200] and b'"result"' not in line[:200]:
+                    raise RuntimeError(f"error response: {line[:300]!r}")
+                return line
+
+
+async def _stop(process: Process) -> None:
+    with anyio.CancelScope(shield=True):
+        if process.stdin is not None:
+            await process.stdin.aclose()
+        with anyio.move_on_after(5):
+            await process.wait()
+            return
+        process.terminate()
+        with anyio.move_on_after(5):
+            await process.wait()
+            return
+        process.kill()
+        await process.wait()
