@@ -79,6 +79,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
     level = os.environ.get("TOOLKILN_LOG_LEVEL", settings.logging.level)
     configure_logging(level, redact_keys=settings.logging.redact_keys)
+    if not command.keeps_collector_paused:
+        end_startup()
     try:
         return command.run(CommandContext(args=args, settings=settings))
     except SetupError as exc:

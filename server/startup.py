@@ -4,9 +4,11 @@ Start-up builds a heap that lives as long as the process: the imported modules (
 hundreds of pydantic models) and, for `serve`, every tool with its schemas (over a million objects
 for GitHub's spec). The collector's generational passes traverse that heap again and again while
 it grows and find nothing to free; that is about a fifth of a cold start. So `toolkiln` pauses it
-on entry, and start-up ends either when a command says so (`serve`, once its tools are built) or
-when the command returns. What was built by then is frozen out of later collections: it is never
-garbage, and collections during serving then only look at what serving allocates.
+on entry, and start-up ends when the command begins, unless the command keeps the pause
+(`Command.keeps_collector_paused`): then it ends when the command says so (`serve`, once its tools
+are built) or returns (`tools`, `call`, `inspect`). `serve` freezes what it built by then out of
+later collections: it is never garbage, and collections while serving then only look at what
+serving allocates.
 """
 
 from __future__ import annotations

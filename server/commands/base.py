@@ -30,6 +30,10 @@ class Command:
     description: str | None = None
     # False for commands that must work without a readable config (e.g. `init`).
     needs_settings: bool = True
+    # True for commands that build a large heap and either return soon or end start-up themselves
+    # (`server.startup.end_startup`): the garbage collector stays paused while they run. Others
+    # start with it running, so a long-lived command never runs without it.
+    keeps_collector_paused: bool = False
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

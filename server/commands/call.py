@@ -104,4 +104,5 @@ COMMAND = Command(
     ),
     configure=_configure,
     run=_run,
+    keeps_collector_paused=True,
 )

@@ -68,4 +68,5 @@ COMMAND = Command(
     "converted (tool name, schema size) or skipped (reason).",
     configure=_configure,
     run=_run,
+    keeps_collector_paused=True,
 )

@@ -62,4 +62,5 @@ COMMAND = Command(
     description="Run the MCP server over stdio (default), SSE or Streamable HTTP.",
     configure=_configure,
     run=_run,
+    keeps_collector_paused=True,
 )

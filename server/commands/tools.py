@@ -29,4 +29,5 @@ COMMAND = Command(
     description="Connect as an MCP client (launching `toolkiln serve` over stdio) and list the tools.",
     configure=_configure,
     run=_run,
+    keeps_collector_paused=True,
 )

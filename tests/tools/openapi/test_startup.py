@@ -9,6 +9,7 @@ only guards against gross regressions, since wall time on a shared machine says 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -153,6 +154,33 @@ def test_a_command_returns_with_the_collector_running_even_when_it_exits(capsys:
     assert main(["inspect", str(CORPUS / "oai-petstore-3.0.yaml"), "--json"]) == 0
     assert gc.isenabled()
     assert json.loads(capsys.readouterr().out)["summary"]["converted"] == 3
+
+
+@pytest.mark.usefixtures("collector_restored")
+@pytest.mark.parametrize(
+    ("keeps", "running"), [pytest.param(False, True, id="demo"), pytest.param(True, False, id="serve")]
+)
+def test_only_commands_that_keep_the_pause_run_without_the_collector(
+    keeps: bool, running: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running command (`demo`, …) must not run for hours without the collector."""
+    import server.commands
+
+    seen: list[bool] = []
+
+    def run(_: object) -> int:
+        seen.append(gc.isenabled())
+        return 0
+
+    demo = next(c for c in server.commands.ALL_COMMANDS if c.name == "demo")
+    patched = dataclasses.replace(demo, run=run, keeps_collector_paused=keeps)
+    monkeypatch.setattr(
+        server.commands, "ALL_COMMANDS", [patched if c is demo else c for c in server.commands.ALL_COMMANDS]
+    )
+    gc.enable()
+    assert main(["demo"]) == 0
+    assert seen == [running]
+    assert gc.isenabled()
 
 
 @pytest.mark.parametrize("spec", ["github-api-3.0.json", "oai-petstore-3.0.yaml", "openai-3.1.yaml"])
