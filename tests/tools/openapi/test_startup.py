@@ -30,7 +30,9 @@ from server.startup import end_startup, pause_collector
 from server.wire import to_mcp_annotations
 from tools.model import Tool
 from tools.openapi.build import build_spec
+from tools.openapi.loader import parse_spec_bytes
 from tools.openapi.settings import OpenApiSourceSettings
+from tools.openapi.spec_errors import SpecInvalid
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = (ROOT / ".." / "shared" / "specs").resolve()
@@ -110,6 +112,50 @@ async def test_a_json_spec_reaches_its_first_list_without_yaml_or_an_llm_sdk_imp
     assert "ping" in [tool.name for tool in listed.tools]
     assert "server.app" in imported
     assert not {"yaml", "anthropic", "openai"} & imported
+
+
+def _reference_parse(data: bytes) -> Any:
+    """What a JSON spec's bytes mean: the standard library's reading of them, constants refused."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+
+    return json.loads(data, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b'{"a": "b"}', id="ascii"),
+        pytest.param('{"d": "café ✓"}'.encode(), id="bmp"),
+        pytest.param('{"e": "😀 x", "f": ["𝕏"]}'.encode(), id="astral"),
+        pytest.param('{"ключ": 1}'.encode(), id="non-ascii-key"),
+        pytest.param(b'{"s": "\\ud83d' + "😀".encode() + b'"}', id="escaped-high-surrogate-then-emoji"),
+        pytest.param(b'{"s": "\xed\xa0\x80"}', id="encoded-lone-surrogate"),
+        pytest.param(b'{"s": "\\ud83d\xed\xb8\x80"}', id="escaped-high-then-encoded-low-surrogate"),
+        pytest.param(b'{"s": "\xff"}', id="invalid-utf8"),
+        pytest.param('{"a": é}'.encode(), id="non-ascii-outside-a-string"),
+        pytest.param('{"a": "é",\n "b": NaN}'.encode(), id="nan-after-non-ascii"),
+        pytest.param('{"a": "é"}'.encode("utf-16-le"), id="utf-16"),
+        pytest.param(json.dumps({"text": "漢字" * 500}, ensure_ascii=False).encode(), id="mostly-non-ascii"),
+    ],
+)
+def test_a_json_spec_parses_to_the_same_data_or_error_whatever_its_non_ascii_text(data: bytes) -> None:
+    """Non-ASCII text is parsed as escapes (ASCII, so 1 byte per character); never a different
+    value, and an error still names the line and column of the bytes as given."""
+    failure: ValueError | None = None
+    try:
+        expected = _reference_parse(data)
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError included
+        failure = error
+    if failure is None:
+        parsed = parse_spec_bytes(data, "spec.json", max_yaml_nodes=1000)
+        assert json.dumps(parsed, ensure_ascii=True) == json.dumps(expected, ensure_ascii=True)
+        return
+    with pytest.raises(SpecInvalid) as raised:
+        parse_spec_bytes(data, "spec.json", max_yaml_nodes=1000)
+    if isinstance(failure, json.JSONDecodeError):
+        assert raised.value.where == f"line {failure.lineno}, column {failure.colno}"
 
 
 @pytest.fixture
