@@ -15,6 +15,7 @@ runs, the outcome before the result returns. If either cannot be committed the c
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from typing import Any
@@ -167,7 +168,13 @@ class CallsInFlight(Step):
         writer = self._writer
         writer.calls_in_flight += 1
         try:
-            return await call_next(call)
+            outcome = await call_next(call)
+            # A call whose writes all commit inline never yields, so under load calls would run
+            # strictly one after another and never share a batch. One turn of the event loop
+            # while this call still counts lets waiting calls start: if any does, calls overlap
+            # and their writes go to the writer thread, whose batches scale with concurrency.
+            await asyncio.sleep(0)
+            return outcome
         finally:
             writer.calls_in_flight -= 1
 

@@ -52,8 +52,6 @@ log = structlog.get_logger("toolkiln.ledger")
 
 Synchronous = Literal["normal", "full"]
 
-# Commits between WAL checkpoints: a few pages each, so about SQLite's own default of 1,000 pages.
-_CHECKPOINT_EVERY_COMMITS = 256
 
 _STOP = object()
 
@@ -83,6 +81,7 @@ class GroupCommitWriter:
         periodic_s: float = 30.0,
         inline: bool | None = None,
         inline_max_calls: int = 1,
+        checkpoint_pages: int = 1000,
     ) -> None:
         self.path = path
         self._setup = tuple(setup)
@@ -115,6 +114,14 @@ class GroupCommitWriter:
         self.calls_in_flight = 0
         self._inline_max_calls = inline_max_calls
         self.tally = Tally()
+        # WAL pages between checkpoints (SQLite's own default). How many commits that is depends
+        # on how many pages a commit writes (a few inline, dozens for a big batch): learnt at each
+        # checkpoint. A checkpoint racing commits never catches up, so SQLite never starts the WAL
+        # over; past `4 * checkpoint_pages` the writer holds off this process's commits for one
+        # checkpoint (a few pages to copy, two fsyncs) so that it does.
+        self._checkpoint_pages = checkpoint_pages
+        self._checkpoint_every = 64  # commits; adjusted by `_checkpoint`
+        self._wal_frames = 0  # the WAL's length at the last checkpoint
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -366,17 +373,23 @@ class GroupCommitWriter:
                 self._housekeeping()
             except Exception:  # housekeeping never stops the writer
                 log.exception("ledger_housekeeping_failed")
-        if self.tally.since_checkpoint >= _CHECKPOINT_EVERY_COMMITS:
+        if self.tally.since_checkpoint >= self._checkpoint_every:
             self._checkpoint(conn, side)
 
     def _checkpoint(self, conn: sqlite3.Connection, side: list[sqlite3.Connection]) -> None:
-        # Passive: never waits for readers or other processes; it copies what it can.
-        self.tally.since_checkpoint = 0
+        # Passive: never waits for readers or other processes; it copies what it can, up to the
+        # last commit it saw when it started. `frames` counts the WAL since SQLite last started
+        # it over.
+        commits, self.tally.since_checkpoint = self.tally.since_checkpoint, 0
         try:
             if not side:
                 side.append(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False))
-            busy, frames, copied = side[0].execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if busy or frames != copied:
+            batches = self.tally.batches
+            _busy, frames, _copied = side[0].execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            grown, self._wal_frames = frames - self._wal_frames, frames
+            if grown > 0 and commits > 0:  # (not when SQLite started the WAL over in between)
+                self._checkpoint_every = max(1, min(1024, commits * self._checkpoint_pages // grown))
+            if self.tally.batches != batches and frames >= 4 * self._checkpoint_pages:
                 with self._conn_lock:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # the WAL only grows until the next try
