@@ -118,6 +118,11 @@ token_cache_s = 0
 issuer = "{ISSUER}"
 audience = ["{AUDIENCE}"]
 jwks_url = "{issuer.jwks_url}"
+
+# The matrix covers the fixture tools; the module management tools' admin-only grant is
+# tested with the modules feature.
+[modules]
+enabled = false
 """,
         encoding="utf-8",
     )
@@ -173,9 +178,14 @@ def serve(workdir: Path, transport: str, *extra: str) -> Iterator[Served]:
         for raw in process.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             lines.append(line)
-            if not ready.is_set() and '"serving"' in line:
-                found.update(json.loads(line))
-                ready.set()
+            if not ready.is_set():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("event") == "serving" and "port" in event:
+                    found.update(event)
+                    ready.set()
         ready.set()
 
     reader = threading.Thread(target=pump, daemon=True)
