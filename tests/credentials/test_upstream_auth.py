@@ -169,8 +169,12 @@ async def gateway(tmp_path: Path, api: Api, elsewhere: Api, secret: str, watch: 
             store = TokenStore(runtime.storage.db)
             tokens = {who: (await store.create(who, ("admin",)))[0] for who in ("alice", "bob")}
             yield Gateway(url, runtime, tokens, logs)
-            async with httpx.AsyncClient() as http:
-                watch.observe("metrics", (await http.get(url.replace("/mcp", "/metrics"))).text)
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {tokens['alice']}"}) as http:
+                metrics = await http.get(url.replace("/mcp", "/metrics"))
+            # /metrics is guarded like the MCP endpoint; an admin token must really read it.
+            assert metrics.status_code == 200, metrics.text
+            assert "toolkiln_" in metrics.text
+            watch.observe("metrics", metrics.text)
     finally:
         watch.observe("gateway log", logs.getvalue())
         structlog.reset_defaults()
