@@ -53,7 +53,9 @@ class UpstreamLimits:
     max_response_bytes: int = 10 * 1024 * 1024
     max_error_body_chars: int = 2000
     max_connections: int = 64
-    max_keepalive_connections: int = 16
+    # As many idle connections as open ones: with fewer, a burst of concurrent calls closes and
+    # reopens connections on every call (measured: 50 concurrent callers churned a pool of 16).
+    max_keepalive_connections: int = 64
     follow_redirects: bool = False
     max_redirects: int = 5
 
