@@ -7,14 +7,16 @@ while a transaction is running joins the next one, and each caller awaits the co
 that holds its write. Under load a batch holds dozens of writes, so throughput scales with
 concurrency instead of with commit latency.
 
-When nothing is queued and no batch is running, a hand-over to the writer thread and back costs
-far more than the transaction itself (a WAL commit with `synchronous=NORMAL` does no fsync), so
-the caller commits the batch itself, on its own thread, holding the connection's lock. As soon as
-work is queued for the writer thread, or the thread holds the connection, callers queue behind it,
-so submission order is kept. With `synchronous=FULL` every commit waits for the disk, and inline
-commits would stall the event loop for it: everything goes through the thread. An inline commit
-never waits for SQLite's write lock either (another process may hold it for a while): if the lock
-is taken, the batch goes to the thread, which waits up to `busy_timeout`.
+When one call is alone (nothing queued, no batch running, no other call in flight), a hand-over
+to the writer thread and back costs far more than the transaction itself (a WAL commit with
+`synchronous=NORMAL` does no fsync), so the caller commits the batch itself, on its own thread,
+holding the connection's lock. As soon as work is queued for the writer thread, or the thread
+holds the connection, callers queue behind it, so submission order is kept; and while calls
+overlap they go to the thread too, where their writes share transactions. With
+`synchronous=FULL` every commit waits for the disk, and inline commits would stall the event loop
+for it: everything goes through the thread. An inline commit never waits for SQLite's write lock
+either (another process may hold it for a while): if the lock is taken, the batch goes to the
+thread, which waits up to `busy_timeout`.
 
 Each operation is a plain function run inside the batch's transaction, wrapped in a savepoint so
 one failing operation rolls back only itself. Operations run in the order they were submitted, so
@@ -24,10 +26,11 @@ takes SQLite's write lock for the whole batch, so their batches interleave but n
 
 WAL checkpoints (which copy pages and fsync) are taken off the commit path: the connection never
 checkpoints on commit, where an inline commit would stall the event loop for the disk. The writer
-thread's housekeeping does: first on a connection of its own, which copies the bulk without
-blocking any writer, then, if commits landed meanwhile, once more holding the connection so the
-few new pages are copied with no write of this process in between (a checkpoint racing a steady
-stream of commits never catches up, and SQLite only starts the WAL over once one has).
+thread's housekeeping does, on a connection of its own, which copies without blocking any writer.
+A checkpoint racing a steady stream of commits never catches up, though, and SQLite only starts
+the WAL over once one has; so when commits keep racing it and the WAL has grown past four
+checkpoints' worth, one checkpoint runs holding the connection, with no write of this process in
+between (a few pages left to copy, and its fsyncs).
 """
 
 from __future__ import annotations
