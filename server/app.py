@@ -8,13 +8,14 @@ import mcp_types as types
 import structlog
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
 
 from server.pipeline.capabilities import REQUIRED_CLIENT_CAPABILITIES
 from server.runtime import Runtime
+from server.startup import end_startup
 from server.version import __version__
 from server.wire import to_call_result, to_mcp_annotations, to_protocol_error, to_wire
 from tools.errors import ToolkilnError
@@ -78,6 +79,15 @@ class _AuthScope:
 
     def __init__(self, user: AuthenticatedUser) -> None:
         self.scope = {"user": user}
+
+
+async def _end_startup_after_first_list(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """`serve` keeps the collector paused until its first tools/list is shaped for the wire."""
+    try:
+        return await call_next(ctx)
+    finally:
+        if ctx.method == "tools/list":
+            end_startup(freeze=True)
 
 
 def build_server(runtime: Runtime) -> ToolkilnServer:
@@ -148,7 +158,7 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         envelope.pop("cacheScope", None)
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     # We export no traces; the SDK's default OpenTelemetry span per message is pure overhead here.
-    server.middleware = [runtime.notifier.track]
+    server.middleware = [runtime.notifier.track, _end_startup_after_first_list]
     for method, params_type, handler in runtime.extra_handlers:
         server.add_request_handler(method, params_type, handler)
     return server

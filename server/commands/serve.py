@@ -14,6 +14,8 @@ from tools.openapi.cli import add_spec_options, specs_from_args
 
 __all__ = ["COMMAND"]
 
+_STARTUP_DEADLINE_S = 10.0
+
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
@@ -31,7 +33,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(ctx: CommandContext) -> int:
     from server.runtime import Runtime
     from server.sources import install_sources
-    from server.startup import end_startup
+    from server.startup import end_startup_by
     from server.transports import serve
 
     args, settings = ctx.args, ctx.settings
@@ -49,8 +51,9 @@ def _run(ctx: CommandContext) -> int:
         return 2
     runtime = Runtime(settings)
     install_sources(runtime, conformance_fixtures=args.conformance_fixtures, specs=specs, watch=True)
-    # The tools are built: what exists now lives as long as the server (see server.startup).
-    end_startup(freeze=True)
+    # Start-up ends once the first tools/list is answered (server.app; its wire form is the last
+    # large allocation of start-up), or after a few seconds for a server nobody lists.
+    end_startup_by(_STARTUP_DEADLINE_S)
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, runtime, args.transport)
     return 0

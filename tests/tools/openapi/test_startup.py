@@ -24,9 +24,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from server.app import _ToolView
+from server.app import _ToolView, build_server
 from server.cli import main
-from server.startup import end_startup, pause_collector
+from server.config import Settings
+from server.runtime import Runtime
+from server.sources import install_sources
+from server.startup import end_startup, end_startup_by, pause_collector
 from server.wire import to_mcp_annotations
 from tools.model import Tool
 from tools.openapi.build import build_spec
@@ -179,6 +182,31 @@ def test_start_up_pauses_the_collector_and_its_end_freezes_what_was_built() -> N
     assert gc.get_freeze_count() > 0
     end_startup()  # once only
     assert gc.isenabled()
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("collector_restored")
+async def test_a_server_ends_start_up_once_its_first_tools_list_is_answered(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"server": {"data_dir": str(tmp_path)}})
+    runtime = Runtime(settings)
+    install_sources(runtime, specs=[OpenApiSourceSettings(spec=str(CORPUS / "oai-petstore-3.0.yaml"))])
+    gc.enable()
+    pause_collector()
+    async with runtime.running(), Client(build_server(runtime)) as client:
+        assert not gc.isenabled()  # connecting is still start-up
+        listed = await client.list_tools()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    assert "listPets" in {tool.name for tool in listed.tools}
+
+
+@pytest.mark.usefixtures("collector_restored")
+def test_a_server_nobody_lists_ends_start_up_at_its_deadline() -> None:
+    gc.enable()
+    pause_collector()
+    end_startup_by(0.01).join()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
 
 
 @pytest.mark.usefixtures("collector_restored")
