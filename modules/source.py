@@ -215,12 +215,13 @@ class ModuleSource:
 def install_modules(
     runtime: Runtime, *, start_worker: StartWorker | None = None, injector: Injector | None = None
 ) -> ModuleSource:
-    """Register the management tools now and start the modules with the server.
+    """Start the modules with the server (and register the management tools when configured).
 
     Modules' credentials come from the runtime's vault, placed as each manifest declares
     (`modules.credentials`); `injector` replaces that (tests), `start_worker` the sandbox (benchmarks).
     """
     source = ModuleSource(runtime, start_worker, injector)
-    runtime.registry.replace_source("internal", admin_tools(lambda: source.lifecycle, source.sync, source.serving))
+    if runtime.settings.modules.management_tools:
+        runtime.registry.replace_source("internal", admin_tools(lambda: source.lifecycle, source.sync, source.serving))
     runtime.starters.append(source.start)
     return source

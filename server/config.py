@@ -136,6 +136,9 @@ class ModulesSettings(_Frozen):
     """`[modules]`: sandboxed adapter modules in `<data_dir>/modules/<name>/<version>/`."""
 
     enabled: bool = True
+    # The modules_* management tools over MCP (admins only). Off by default so a server that only
+    # proxies APIs lists only those; the `toolkiln modules` CLI works either way.
+    management_tools: bool = False
     # How often a server looks for registry changes (CLI approvals) and re-hashes loaded modules.
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
     # Auto-disable once failure points reach this: each failed call is 1 point (a success

@@ -165,6 +165,9 @@ max_result_bytes = 1048576
 # running server picks changes up within poll_interval_s and re-hashes loaded modules as often,
 # so a file edited after approval disables its module.
 enabled = true
+# Expose the modules_* management tools over MCP (list, status, validate, request approval,
+# activate, disable, rollback, unload), to admins only.
+management_tools = false
 poll_interval_s = 1.0
 # Failure points that disable a module: 1 per failed call (a success clears them), and
 # violation_weight per sandbox violation (never cleared).

@@ -34,7 +34,9 @@ MANAGEMENT = {
 
 
 def _runtime(data_dir: Path) -> Runtime:
-    settings = Settings(server=ServerSettings(data_dir=data_dir), modules=ModulesSettings(poll_interval_s=3600))
+    settings = Settings(
+        server=ServerSettings(data_dir=data_dir), modules=ModulesSettings(poll_interval_s=3600, management_tools=True)
+    )
     runtime = Runtime(settings)
     install_modules(runtime)
     return runtime

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.anyio
 
 
 def _runtime(data_dir: Path) -> Runtime:
-    settings = Settings(server=ServerSettings(data_dir=data_dir), modules=ModulesSettings(poll_interval_s=0.2))
+    settings = Settings(
+        server=ServerSettings(data_dir=data_dir), modules=ModulesSettings(poll_interval_s=0.2, management_tools=True)
+    )
     runtime = Runtime(settings)
     install_modules(runtime)
     return runtime
