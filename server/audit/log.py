@@ -42,7 +42,9 @@ AUDIT_SCHEMA = (
         hash TEXT NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS audit_records_call ON audit_records (call_id)",
+    # Intents only: every call's records start with its intent, so finding the intent finds the
+    # call; indexing outcomes too would cost each outcome commit one more page.
+    "CREATE INDEX IF NOT EXISTS audit_records_call ON audit_records (call_id) WHERE kind = 'intent'",
     """
     CREATE TABLE IF NOT EXISTS audit_checkpoints (
         seq INTEGER PRIMARY KEY,

@@ -66,6 +66,10 @@ def search_records(db: Path, where: SearchFilter, *, limit: int = 1000) -> list[
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
+    if where.call_id is not None:
+        # The index holds intents only; a call's other records come after its intent.
+        clauses.append("seq >= coalesce((SELECT min(seq) FROM audit_records WHERE call_id = ? AND kind = 'intent'), 0)")
+        params.append(where.call_id)
     if where.since is not None:
         clauses.append("ts >= ?")
         params.append(where.since)

@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from server.audit.ledger import LedgerPaths
+from server.audit.query import SearchFilter, search_records
 from server.audit.verify import verify_chain
 from server.audit.writer import Batch, GroupCommitWriter, LedgerUnavailable
 from tests.server.audit.support import Barrier, call, make_runtime, records
@@ -203,3 +204,25 @@ async def test_the_wal_stays_bounded_under_a_steady_stream_of_inline_commits(pau
     # 5,000 commits of at least one 4 KiB page each would make a WAL of more than 20 MB; bounded,
     # it holds what is committed between two housekeeping passes plus four checkpoints' worth.
     assert 0 < largest < 8 * 1024 * 1024
+
+
+async def test_searching_by_call_id_finds_the_intent_and_the_outcome_of_that_call_only(tmp_path: Path) -> None:
+    # The call_id index holds intents only (an outcome commit writes one page fewer); a search by
+    # call id still returns every record of the call.
+    runtime = make_runtime(tmp_path, [_tool("ok", _ok)])
+    async with runtime.running():
+        for _ in range(5):
+            await call(runtime, "ok")
+    db = tmp_path / "audit.db"
+    third = records(db)[4]["call_id"]
+    found = search_records(db, SearchFilter(call_id=third))
+    assert [(r["kind"], r["call_id"]) for r in found] == [("intent", third), ("outcome", third)]
+    assert search_records(db, SearchFilter(call_id="no-such-call")) == []
+    conn = sqlite3.connect(db)
+    try:
+        plan = " ".join(str(row) for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM audit_records WHERE call_id = ? AND kind = 'intent'", (third,)
+        ))  # fmt: skip
+    finally:
+        conn.close()
+    assert "audit_records_call" in plan
