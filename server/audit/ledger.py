@@ -27,7 +27,7 @@ from server.audit.log import AuditLog
 from server.audit.reconcile import reconcile, reconcile_in
 from server.audit.redact import Redactor
 from server.audit.steps import AuditCalls, AuditIntent, AuditRecorder, CallsInFlight
-from server.audit.writer import Batch, GroupCommitWriter
+from server.audit.writer import Batch, GroupCommitWriter, Op
 from server.config import Settings
 from server.idempotency import IDEMPOTENCY_SCHEMA, IdempotencyStep, MemoryIdempotency, SqliteIdempotency
 from server.idempotency.store import IdempotencyStore
@@ -87,6 +87,7 @@ class Ledger:
                 synchronous=settings.audit.synchronous,
                 housekeeping=self.audit_log.flush_head,
                 periodic=self._reconcile_siblings,
+                deferred=self._closed_calls,
             )
         self.limits: LimitBackend | None = None
         if rules:
@@ -119,6 +120,9 @@ class Ledger:
         closed = reconcile_in(conn, batch, self.audit_log)
         self.reconciled += closed
         return closed
+
+    def _closed_calls(self) -> Op[int] | None:
+        return self.audit_log.delete_closed if self.audit_log.closing else None
 
     async def reconcile_now(self) -> int:
         """Reconcile dead processes' calls now instead of at the next periodic pass."""

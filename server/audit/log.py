@@ -108,6 +108,7 @@ class AuditLog:
         # thread's housekeeping writes it out (`flush_head`).
         self._head_pending: tuple[int, str] | None = None
         self._head_lock = threading.Lock()
+        self._closing: list[str] = []  # calls whose outcome is committed and open-call row is not deleted
 
     @property
     def key(self) -> bytes:
@@ -175,6 +176,33 @@ class AuditLog:
     def close_call(self, conn: sqlite3.Connection, call_id: str) -> bool:
         """Forget the call's open intent; whether there was one."""
         return conn.execute("DELETE FROM audit_open_calls WHERE call_id = ?", (call_id,)).rowcount > 0
+
+    def close_call_later(self, batch: Batch, call_id: str) -> None:
+        """Forget the call's open intent in a later transaction, once this batch is committed.
+
+        The outcome commit then writes one page fewer. Until the row goes, reconciliation sees
+        the call's outcome and leaves it alone (`server.audit.reconcile`).
+        """
+        closing: list[str] = batch.cache.setdefault("audit_closing", [])
+        closing.append(call_id)
+        if len(closing) == 1:
+            batch.after_commit["audit_closing"] = lambda: self._closed(closing)
+
+    def _closed(self, call_ids: list[str]) -> None:
+        with self._head_lock:
+            self._closing.extend(call_ids)
+
+    @property
+    def closing(self) -> bool:
+        """Whether committed outcomes still have open-call rows to delete (`delete_closed`)."""
+        return bool(self._closing)
+
+    def delete_closed(self, conn: sqlite3.Connection, _batch: Batch) -> int:
+        """Delete the open-call rows of committed outcomes (a writer operation)."""
+        with self._head_lock:
+            call_ids, self._closing = self._closing, []
+        conn.executemany("DELETE FROM audit_open_calls WHERE call_id = ?", [(call_id,) for call_id in call_ids])
+        return len(call_ids)
 
     def _checkpoint(self, conn: sqlite3.Connection, batch: Batch) -> None:
         seq, digest = batch.cache["audit_head"]

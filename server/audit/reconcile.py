@@ -11,6 +11,8 @@ A process killed mid-call can leave three things behind, all tagged with its own
   it (and is not charged again when the dead call was charged).
 
 Only owners that are no longer alive are touched, so a sibling process's calls in flight are safe.
+An open-call row is deleted shortly after its call's outcome commits, not in the same transaction,
+so a dead owner may also leave rows of calls that did finish: those are only deleted.
 """
 
 from __future__ import annotations
@@ -64,10 +66,15 @@ def _reconcile(conn: sqlite3.Connection, batch: Batch, log: AuditLog) -> int:
     closed = 0
     for owner in sorted(dead):
         calls = conn.execute(
-            "SELECT call_id, principal, tool, source FROM audit_open_calls WHERE owner = ? ORDER BY intent_seq",
+            "SELECT call_id, principal, tool, source, intent_seq FROM audit_open_calls WHERE owner = ?"
+            " ORDER BY intent_seq",
             (owner,),
         ).fetchall()
-        for call_id, principal, tool, source in calls:
+        for call_id, principal, tool, source, intent_seq in calls:
+            if _has_outcome(conn, str(call_id), int(intent_seq)):
+                # Its outcome was committed; only the deferred deletion of this row was lost.
+                log.close_call(conn, str(call_id))
+                continue
             units = _charge(conn, str(call_id))
             log.append(
                 conn,
@@ -93,6 +100,15 @@ def _reconcile(conn: sqlite3.Connection, batch: Batch, log: AuditLog) -> int:
             settle_reservation(conn, str(reservation_id), charge=False)
         conn.execute("UPDATE idempotency SET state = 'orphaned' WHERE owner = ? AND state = 'pending'", (owner,))
     return closed
+
+
+def _has_outcome(conn: sqlite3.Connection, call_id: str, intent_seq: int) -> bool:
+    # A call's outcome comes after its intent; open rows are recent, so the scan is short.
+    row = conn.execute(
+        "SELECT 1 FROM audit_records WHERE seq > ? AND call_id = ? AND kind = 'outcome' LIMIT 1",
+        (intent_seq, call_id),
+    ).fetchone()
+    return row is not None
 
 
 def _charge(conn: sqlite3.Connection, call_id: str) -> int:

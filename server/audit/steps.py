@@ -135,7 +135,7 @@ class AuditRecorder:
                     fields=intent,
                 )  # fmt: skip
             elif intent is None:
-                log.close_call(conn, call_id)
+                log.close_call_later(batch, call_id)
             return log.append(
                 conn, batch, kind="outcome", call_id=call_id, principal=principal, tool=tool, status=status,
                 fields=fields,

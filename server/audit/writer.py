@@ -65,7 +65,9 @@ class GroupCommitWriter:
     `setup` functions run once on the fresh connection (schema, reconciliation). `housekeeping`
     runs in the writer thread every `housekeeping_s`, between batches or when idle (deferred side
     effects such as writing the signed head); `periodic` is an operation committed every
-    `periodic_s`. `inline=False` sends every batch through the thread; by default batches are
+    `periodic_s`; `deferred` is asked at each housekeeping pass for an operation to commit then
+    (writes that may lag behind the commit that caused them). `inline=False` sends every batch
+    through the thread; by default batches are
     committed inline when `synchronous` is `normal` and at most `inline_max_calls` calls are in
     flight.
     """
@@ -82,6 +84,7 @@ class GroupCommitWriter:
         housekeeping_s: float = 0.05,
         periodic: Op[Any] | None = None,
         periodic_s: float = 30.0,
+        deferred: Callable[[], Op[Any] | None] | None = None,
         inline: bool | None = None,
         inline_max_calls: int = 1,
         checkpoint_pages: int = 1000,
@@ -97,6 +100,7 @@ class GroupCommitWriter:
         self._next_housekeeping = 0.0
         self._periodic = periodic
         self._periodic_s = periodic_s
+        self._deferred = deferred
         self._next_periodic = time.monotonic() + periodic_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -370,7 +374,12 @@ class GroupCommitWriter:
 
     def _tidy(self, conn: sqlite3.Connection, side: list[sqlite3.Connection]) -> None:
         self._next_housekeeping = time.monotonic() + self._housekeeping_s
-        self._run_periodic(conn)
+        if self._periodic is not None and time.monotonic() >= self._next_periodic:
+            self._next_periodic = time.monotonic() + self._periodic_s
+            self._commit_from_thread(conn, self._periodic, "ledger_periodic_failed")
+        op = self._deferred() if self._deferred is not None else None
+        if op is not None:
+            self._commit_from_thread(conn, op, "ledger_deferred_failed")
         if self._housekeeping is not None:
             try:
                 self._housekeeping()
@@ -398,18 +407,15 @@ class GroupCommitWriter:
         except sqlite3.Error as exc:  # the WAL only grows until the next try
             log.warning("ledger_checkpoint_failed", error=str(exc)[:200])
 
-    def _run_periodic(self, conn: sqlite3.Connection) -> None:
-        if self._periodic is None or time.monotonic() < self._next_periodic:
-            return
-        self._next_periodic = time.monotonic() + self._periodic_s
-        job: Job[Any] = Job(op=self._periodic, early=False)
+    def _commit_from_thread(self, conn: sqlite3.Connection, op: Op[Any], failed: str) -> None:
+        job: Job[Any] = Job(op=op, early=False)
         # Counted as queued, like any job the thread commits, so inline commits wait for it.
         with self._queued_lock:
             self._queued += 1
         with self._conn_lock:
             self._commit_queued(conn, [job])
         if job.error is not None:
-            log.error("ledger_periodic_failed", error=str(job.error)[:200])
+            log.error(failed, error=str(job.error)[:200])
 
     def _drain(self, room: int) -> list[Job[Any]]:
         taken: list[Job[Any]] = []

@@ -226,3 +226,33 @@ async def test_searching_by_call_id_finds_the_intent_and_the_outcome_of_that_cal
     finally:
         conn.close()
     assert "audit_records_call" in plan
+
+
+async def test_a_finished_call_whose_open_row_outlived_its_dead_process_gets_no_second_outcome(tmp_path: Path) -> None:
+    # An open-call row is deleted a little after its outcome commits; a process killed in between
+    # leaves the row behind. Reconciliation must only delete it: the call has its outcome.
+    runtime = make_runtime(tmp_path, [_tool("ok", _ok)])
+    async with runtime.running():
+        await call(runtime, "ok")
+    db = tmp_path / "audit.db"
+    intent, outcome = records(db)
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.execute(
+                "INSERT INTO audit_open_calls (call_id, owner, intent_seq, principal, tool, source)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (intent["call_id"], "999999999:0", intent["seq"], intent["principal"], intent["tool"], "test"),
+            )
+    finally:
+        conn.close()
+    restarted = make_runtime(tmp_path, [_tool("ok", _ok)])
+    async with restarted.running():
+        pass
+    assert restarted.ledger.reconciled == 0
+    assert [(r["kind"], r["status"]) for r in records(db)] == [("intent", None), ("outcome", outcome["status"])]
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM audit_open_calls").fetchone() == (0,)
+    finally:
+        conn.close()
