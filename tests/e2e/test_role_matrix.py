@@ -34,6 +34,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.e2e.test_role_matrix_server import EXPECTED
+from tests.support.servers import serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -165,47 +166,10 @@ class Served:
 
 @contextmanager
 def serve(workdir: Path, transport: str, *extra: str) -> Iterator[Served]:
-    command = launcher("serve", "--transport", transport, "--port", "0", "--config", str(workdir / "toolkiln.toml"))
-    process = subprocess.Popen(
-        [*command, *extra], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir
-    )
-    lines: list[str] = []
-    found: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for raw in process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            lines.append(line)
-            if not ready.is_set():
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == "serving" and "port" in event:
-                    found.update(event)
-                    ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        ready.wait(30)
-        assert found, "server did not start:\n" + "\n".join(lines[-20:])
-        base = f"http://127.0.0.1:{found['port']}"
+    config = ("--config", str(workdir / "toolkiln.toml"))
+    with serve_http(*config, *extra, transport=transport, cwd=workdir, launcher=launcher()) as running:
         path = "/mcp" if transport == "http" else "/sse"
-        yield Served(process, base, path, lines)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        reader.join(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+        yield Served(running.process, running.base, path, running.stderr_lines)
 
 
 @pytest.fixture(scope="module")

@@ -65,9 +65,14 @@ def serve_http(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 20.0,
+    launcher: Sequence[str] | None = None,
 ) -> Iterator[RunningServer]:
-    """Start `toolkiln serve --transport http|sse --port 0 EXTRA…` and yield once it is listening."""
-    command = toolkiln_command("serve", "--transport", transport, "--port", "0", *extra)
+    """Start `toolkiln serve --transport http|sse --port 0 EXTRA…` and yield once it is listening.
+
+    `launcher` replaces `python -m server` (a test's own entry point that prepares the process).
+    """
+    prefix = list(launcher) if launcher is not None else toolkiln_command()
+    command = [*prefix, "serve", "--transport", transport, "--port", "0", *extra]
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
