@@ -7,9 +7,7 @@ stream and receives `ToolsListChanged`. Waits are events with a deadline, never 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.subscriptions import ToolsListChanged
 
 from tests.e2e.inprocess import make_runtime, serve_in_process
+from tests.support.barriers import get_stream_barrier
 from tools.model import CallContext, Tool, ToolResult
 
 pytestmark = pytest.mark.anyio
@@ -57,42 +56,11 @@ class _ListChangedWatcher:
             self.arrived.set()
 
 
-class _LogBarrier(logging.Handler):
-    def __init__(self, text: str) -> None:
-        super().__init__(logging.DEBUG)
-        self.text = text
-        self.seen = anyio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.text in record.getMessage():
-            self.seen.set()
-
-
-@contextmanager
-def _get_stream_barrier() -> Iterator[anyio.Event]:
-    """Set once the client's standalone GET stream is open.
-
-    The server drops a handshake-era notification when no GET stream is listening, and the
-    client opens that stream in the background after the handshake; its debug log line is
-    the only signal that it is there.
-    """
-    logger = logging.getLogger("mcp.client.streamable_http")
-    barrier = _LogBarrier("GET SSE connection established")
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(barrier)
-    try:
-        yield barrier.seen
-    finally:
-        logger.removeHandler(barrier)
-        logger.setLevel(previous)
-
-
 async def test_tool_added_through_registry_notifies_handshake_era_http_client(tmp_path: Path) -> None:
     runtime = make_runtime(tmp_path)
     watcher = _ListChangedWatcher()
     async with serve_in_process(runtime) as url:
-        with _get_stream_barrier() as get_stream_open:
+        with get_stream_barrier() as get_stream_open:
             async with Client(url, mode="legacy", message_handler=watcher) as client:
                 before = await client.list_tools()
                 assert "added_at_runtime" not in {tool.name for tool in before.tools}
@@ -135,12 +103,12 @@ async def test_tool_removed_through_registry_notifies_every_connected_http_sessi
     runtime.registry.add(_runtime_tool())
     watchers = [_ListChangedWatcher(), _ListChangedWatcher()]
     async with serve_in_process(runtime) as url:
-        with _get_stream_barrier() as first_open:
+        with get_stream_barrier() as first_open:
             async with Client(url, mode="legacy", message_handler=watchers[0]) as first:
                 await first.list_tools()
                 with anyio.fail_after(DEADLINE_S):
                     await first_open.wait()
-                with _get_stream_barrier() as second_open:
+                with get_stream_barrier() as second_open:
                     async with Client(url, mode="legacy", message_handler=watchers[1]) as second:
                         await second.list_tools()
                         with anyio.fail_after(DEADLINE_S):

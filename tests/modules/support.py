@@ -4,7 +4,6 @@ a list-changed watcher, and the `toolkiln modules` CLI run as a separate process
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import subprocess
 import threading
@@ -102,33 +101,3 @@ class ListChanged:
         with anyio.fail_after(DEADLINE_S):
             while self.count < count:
                 await self._arrived.wait()
-
-
-class _LogBarrier(logging.Handler):
-    def __init__(self, text: str) -> None:
-        super().__init__(logging.DEBUG)
-        self.text = text
-        self.seen = anyio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.text in record.getMessage():
-            self.seen.set()
-
-
-@contextmanager
-def get_stream_barrier() -> Iterator[anyio.Event]:
-    """Set once a handshake-era HTTP client's standalone GET stream is open.
-
-    The server drops a notification while no GET stream listens, and the client opens it in the
-    background after the handshake; its debug log line is the only signal that it is there.
-    """
-    logger = logging.getLogger("mcp.client.streamable_http")
-    barrier = _LogBarrier("GET SSE connection established")
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(barrier)
-    try:
-        yield barrier.seen
-    finally:
-        logger.removeHandler(barrier)
-        logger.setLevel(previous)

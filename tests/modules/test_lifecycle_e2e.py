@@ -20,7 +20,8 @@ from modules.source import install_modules
 from server.config import ModulesSettings, ServerSettings, Settings
 from server.runtime import Runtime
 from tests.e2e.inprocess import serve_in_process
-from tests.modules.support import ListChanged, cli, get_stream_barrier, place_module, weather_upstream, write_config
+from tests.modules.support import ListChanged, cli, place_module, weather_upstream, write_config
+from tests.support.barriers import get_stream_barrier
 
 pytestmark = pytest.mark.anyio
 
