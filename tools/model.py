@@ -19,11 +19,27 @@ __all__ = [
     "ToolOutcome",
     "ToolResult",
     "is_valid_tool_name",
+    "json_type_name",
 ]
 
 TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 JsonObject = dict[str, Any]
+
+
+def json_type_name(value: object) -> str:
+    """The JSON type of a decoded JSON value, for messages that say what was given instead."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
 def is_valid_tool_name(name: str) -> bool:

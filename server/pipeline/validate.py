@@ -16,7 +16,7 @@ from jsonschema.exceptions import ValidationError
 
 from server.pipeline.chain import CallNext, Step, ToolCall
 from tools.errors import InvalidArguments
-from tools.model import Tool, ToolOutcome
+from tools.model import Tool, ToolOutcome, json_type_name
 
 __all__ = ["ValidateArguments", "argument_problems"]
 
@@ -40,27 +40,13 @@ def _describe(error: ValidationError) -> str:
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
     where = f"arguments{path}"
     if error.validator == "type":
-        return f"{where}: expected {error.validator_value}, got {_json_type(error.instance)}"
+        return f"{where}: expected {error.validator_value}, got {json_type_name(error.instance)}"
     if error.validator == "required":
         return f"{where}: {error.message}"
     message = error.message
     if len(message) > _MAX_MESSAGE:
         message = f"{message[:_MAX_MESSAGE]}… (failed '{error.validator}')"
     return f"{where}: {message}"
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 class ValidateArguments(Step):
@@ -93,7 +79,7 @@ class ValidateArguments(Step):
 def argument_problems(compiled: _CompiledSchema, arguments: object) -> list[str]:
     """Every problem with `arguments`, worst first, at most `_MAX_PROBLEMS`."""
     if not isinstance(arguments, dict):
-        return [f"arguments: expected an object, got {_json_type(arguments)}"]
+        return [f"arguments: expected an object, got {json_type_name(arguments)}"]
     problems: list[str] = []
     if not compiled.open:
         unknown = (f"arguments: unknown argument '{key[:64]}'" for key in arguments if key not in compiled.known)

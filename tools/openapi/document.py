@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tools.model import json_type_name
 from tools.openapi.refs import RefResolver, UnresolvableRef, join_pointer
 from tools.openapi.spec_errors import SpecInvalid, SpecTooLarge
 
@@ -100,7 +101,7 @@ def parse_document(root: Any, *, origin: str, uri: str, resolver: RefResolver, m
         SpecTooLarge: more than `max_operations` operations.
     """
     if not isinstance(root, dict):
-        raise SpecInvalid(origin, f"the document must be an object, got {_json_type(root)}")
+        raise SpecInvalid(origin, f"the document must be an object, got {json_type_name(root)}")
     version, dialect = _dialect(root, origin)
     info = root.get("info")
     title = info.get("title") if isinstance(info, dict) else None
@@ -110,7 +111,7 @@ def parse_document(root: Any, *, origin: str, uri: str, resolver: RefResolver, m
             raise SpecInvalid(origin, "'paths' is missing (required before OpenAPI 3.1)", where="/paths")
         paths = {}
     if not isinstance(paths, dict):
-        raise SpecInvalid(origin, f"'paths' must be an object, got {_json_type(paths)}", where="/paths")
+        raise SpecInvalid(origin, f"'paths' must be an object, got {json_type_name(paths)}", where="/paths")
     problems: list[str] = []
     operations: list[OperationEntry] = []
     for path, item in paths.items():
@@ -184,17 +185,3 @@ def _servers(root: Mapping[str, Any], dialect: Dialect) -> tuple[ServerEntry, ..
                     defaults[str(name)] = str(spec["default"])
         entries.append(ServerEntry(url=server["url"], defaults=defaults))
     return tuple(entries)
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
