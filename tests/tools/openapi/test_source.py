@@ -60,6 +60,13 @@ def _write(path: Path, doc: dict[str, Any] | str) -> Path:
     return path
 
 
+def _toolkiln(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `toolkiln ARGS…` with this interpreter and the test environment, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args], capture_output=True, text=True, env=_env(), timeout=30, check=False
+    )
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "TOOLKILN_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)}
 
@@ -112,14 +119,7 @@ async def test_toolkiln_reload_rebuilds_a_running_server_and_notifies_a_2026_lis
         assert await _names(client) == {"first"}
         async with client.listen(tools_list_changed=True) as subscription:
             _write(tmp_path / "api.json", _doc("first", "second"))
-            done = subprocess.run(
-                [sys.executable, "-m", "server", "reload", "--config", str(config)],
-                capture_output=True,
-                text=True,
-                env=_env(),
-                timeout=30,
-                check=False,
-            )
+            done = _toolkiln("reload", "--config", str(config))
             assert done.returncode == 0, done.stdout + done.stderr
             assert "reload requested: 1 server(s)" in done.stdout
             with anyio.fail_after(DEADLINE_S):
@@ -133,14 +133,7 @@ def test_toolkiln_reload_without_a_running_server_says_so(tmp_path: Path) -> Non
     config.write_text('[server]\ndata_dir = "state"\n')
     (tmp_path / "state" / "run").mkdir(parents=True)
     (tmp_path / "state" / "run" / "serve-999999999.pid").write_text("999999999\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "server", "reload", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=30,
-        check=False,
-    )
+    done = _toolkiln("reload", "--config", str(config))
     assert done.returncode == 1
     assert "no running toolkiln server" in done.stdout
     assert not (tmp_path / "state" / "run" / "serve-999999999.pid").exists()
@@ -282,14 +275,7 @@ def test_inspect_prints_every_operation_and_json_has_the_report_fields(tmp_path:
 
 def test_inspect_of_a_malformed_spec_exits_2_with_the_reason(tmp_path: Path) -> None:
     spec = _write(tmp_path / "api.yaml", "openapi: 3.1\npaths: {}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "server", "inspect", str(spec)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=30,
-        check=False,
-    )
+    done = _toolkiln("inspect", str(spec))
     assert done.returncode == 2
     assert "'openapi' must be a version string" in done.stderr
     assert done.stdout == ""
