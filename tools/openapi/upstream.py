@@ -21,6 +21,7 @@ from server.version import __version__
 from tools.errors import UpstreamFailure
 from tools.model import ToolResult
 from tools.openapi.errors import EgressBlocked, UpstreamError, UpstreamTimeout, translate_httpx_errors
+from tools.openapi.pooled_transport import PooledTransport
 from tools.openapi.responses import read_capped, to_tool_result
 from tools.openapi.urlsafety import EgressGuard, EgressPolicy, GuardedTransport, Resolver, check_base_url
 
@@ -52,10 +53,9 @@ class UpstreamLimits:
     total_timeout_s: float = 60.0
     max_response_bytes: int = 10 * 1024 * 1024
     max_error_body_chars: int = 2000
+    # Open connections to the upstream at most; idle ones stay pooled (a smaller idle pool made
+    # 50 concurrent callers close and reopen connections on every call).
     max_connections: int = 64
-    # As many idle connections as open ones: with fewer, a burst of concurrent calls closes and
-    # reopens connections on every call (measured: 50 concurrent callers churned a pool of 16).
-    max_keepalive_connections: int = 64
     follow_redirects: bool = False
     max_redirects: int = 5
 
@@ -80,36 +80,6 @@ class UpstreamConfig(Protocol):
 def _no_cookie_jar() -> httpx.Cookies:
     # Set-Cookie from one call must never ride along on another principal's call.
     return httpx.Cookies(http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])))
-
-
-class _OnFirstUse(httpx.AsyncBaseTransport):
-    """The pooled transport, built when the first request goes out.
-
-    Building it loads the CA bundle into a TLS context (about 35 ms); a server starting with
-    several sources should not pay that before its first tools/list, nor for a source never called.
-    Anything else asked of it is the real transport's.
-    """
-
-    def __init__(self, build: Callable[[], httpx.AsyncBaseTransport]) -> None:
-        self._build = build
-        self._made: httpx.AsyncBaseTransport | None = None
-
-    def _transport(self) -> httpx.AsyncBaseTransport:
-        if self._made is None:
-            self._made = self._build()
-        return self._made
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._transport().handle_async_request(request)
-
-    async def aclose(self) -> None:
-        if self._made is not None:
-            await self._made.aclose()
-
-    def __getattr__(self, name: str) -> object:
-        if name in ("_build", "_made"):  # not set yet (a copy being made): no transport to ask
-            raise AttributeError(name)
-        return getattr(self._transport(), name)
 
 
 class Upstream:
@@ -142,11 +112,7 @@ class Upstream:
             pool=limits.pool_timeout_s,
         )
         self.timeout_extension = self.timeouts.as_dict()
-        pool_limits = httpx.Limits(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-        )
-        inner = transport or _OnFirstUse(lambda: httpx.AsyncHTTPTransport(limits=pool_limits, trust_env=False))
+        inner = transport or PooledTransport(max_connections=limits.max_connections)
         self.guard = EgressGuard(self.policy, resolver)
         # Requests are built by the executors, not `client.build_request`, so nothing from the
         # environment (proxies, .netrc) or earlier responses (cookies) is ever merged in.

@@ -109,6 +109,8 @@ async def _describe(request: Request) -> dict[str, Any]:
         "media": media,
         "body": body,
         "files": files,
+        # The client's end of the connection: equal ports mean one reused connection.
+        "client_port": request.client.port if request.client else None,
     }
 
 
@@ -242,6 +244,7 @@ GIB = 1024 * 1024 * 1024
 class Exchange:
     """One connection to the hostile server: what was asked, how much was sent, when it closed."""
 
+    method: str = ""
     path: str = ""
     bytes_sent: int = 0
     closed: threading.Event = field(default_factory=threading.Event)
@@ -308,7 +311,8 @@ class HostileServer:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-                exchange.path = request_line.split(" ")[1].split("?", 1)[0]
+                exchange.method, target = request_line.split(" ")[:2]
+                exchange.path = target.split("?", 1)[0]
                 with self._lock:
                     self.exchanges.append(exchange)
                 keep_open = await self._respond(exchange, reader, writer)
@@ -343,6 +347,8 @@ class HostileServer:
             return True
         if path == "/huge-declared":
             await send(exchange, writer, f"HTTP/1.1 200 OK\r\nContent-Length: {2 * GIB}\r\n\r\n".encode())
+            if exchange.method == "HEAD":  # the length of the body a GET would get; none follows
+                return True
             while exchange.bytes_sent < 2 * GIB:
                 await send(exchange, writer, b"\0" * CHUNK)
             return False
