@@ -23,12 +23,12 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import httpx
-from multidict import CIMultiDict
-from yarl import URL
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["PooledTransport"]
 
@@ -39,6 +39,8 @@ _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Conten
 @contextmanager
 def _as_httpx_errors(request: httpx.Request, *, reading: bool) -> Iterator[None]:
     """Re-raise aiohttp's failures as the httpx exceptions `errors.translate_httpx_errors` knows."""
+    import aiohttp
+
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
@@ -94,6 +96,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl_context
 
     def _session_here(self) -> aiohttp.ClientSession:
+        # Imported on the first request, not with the server: aiohttp takes ~120 ms to import,
+        # which every start-up (and the first tools/list) would otherwise pay.
+        import aiohttp
+
         loop = asyncio.get_running_loop()
         session = self._session
         if session is None or session.closed or self._loop is not loop:
@@ -119,6 +125,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
         return session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        from multidict import CIMultiDict
+        from yarl import URL
+
         session = self._session_here()
         body = await request.aread()
         headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
@@ -158,6 +167,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
 def _timeout(spec: object) -> aiohttp.ClientTimeout:
     """httpx's per-phase timeouts (the request's `timeout` extension) in aiohttp's terms."""
+    import aiohttp
+
     phases = spec if isinstance(spec, dict) else {}
     connect = phases.get("connect")
     pool = phases.get("pool")
