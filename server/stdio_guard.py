@@ -6,6 +6,10 @@ waits forever for an answer. Here each line is read as bytes under a length cap 
 `check_jsonrpc_text` before the SDK sees it; a refused line is answered with a JSON-RPC error
 with `id: null` and the connection keeps serving.
 
+Neither direction costs a thread hand-over per message: the event loop watches stdin and reads
+whatever has arrived (a burst of requests is one read), and one writer thread writes everything
+queued since its last write in one go, so the loop never blocks on a client slow to read.
+
 While serving, fd 0 reads the null device and fd 1 points at stderr (as the SDK's own transport
 does), so a stray `print` or a child process cannot corrupt or steal the wire.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import BinaryIO
@@ -31,7 +36,9 @@ __all__ = ["guarded_stdio_server", "vet_line"]
 
 log = structlog.get_logger("toolkiln.stdio")
 
-_DRAIN_CHUNK = 64 * 1024
+_READ_CHUNK = 64 * 1024
+# Bytes of serialized messages the wire writer may hold before a sender waits for the reader.
+_MAX_PENDING = 1024 * 1024
 
 
 class _TooLong:
@@ -41,20 +48,157 @@ class _TooLong:
 _TOO_LONG = _TooLong()
 
 
-def _read_line(stream: BinaryIO, cap: int) -> bytes | _TooLong:
-    """One line including its newline, `b""` at EOF; a line over `cap` is drained, not kept."""
-    line = stream.readline(cap + 1)
-    if len(line) <= cap or line.endswith(b"\n"):
-        return line
-    while True:
-        rest = stream.readline(_DRAIN_CHUNK)
-        if not rest or rest.endswith(b"\n"):
-            return _TOO_LONG
+class LineSplitter:
+    """Cuts a byte stream into lines (without their newline); a line over `cap` bytes is refused.
+
+    Never holds more than `cap` bytes of an unfinished line: past that, the rest of the line is
+    dropped as it arrives and the line is reported as too long once its newline comes.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._partial = bytearray()
+        self._dropping = False
+
+    def feed(self, chunk: bytes) -> list[bytes | _TooLong]:
+        """The lines `chunk` completes, in order."""
+        pieces = chunk.split(b"\n")
+        tail = pieces.pop()
+        lines: list[bytes | _TooLong] = []
+        for piece in pieces:
+            if self._dropping:
+                self._dropping = False
+                lines.append(_TOO_LONG)
+                continue
+            if self._partial:
+                self._partial += piece
+                piece = bytes(self._partial)
+                self._partial.clear()
+            lines.append(piece if len(piece) <= self._cap else _TOO_LONG)
+        if tail and not self._dropping:
+            self._partial += tail
+            if len(self._partial) > self._cap:
+                self._partial.clear()
+                self._dropping = True
+        return lines
+
+    def end(self) -> list[bytes | _TooLong]:
+        """The unterminated last line, if the input ended in one."""
+        if self._dropping:
+            self._dropping = False
+            return [_TOO_LONG]
+        if self._partial:
+            line = bytes(self._partial)
+            self._partial.clear()
+            return [line]
+        return []
 
 
-def _write_line(stream: BinaryIO, data: bytes) -> None:
-    stream.write(data)
-    stream.flush()
+class _Reader:
+    """Reads whatever bytes have arrived, as the OS hands them over (`b""` at end of input).
+
+    A pipe, socket or terminal is watched by the event loop, so a burst of requests costs one
+    read and no thread; anything the loop cannot watch (a regular file, `/dev/null`) is read in
+    a worker thread. The stream must not have been read from before: its buffer is bypassed.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._fd: int | None = None
+        if os.name == "posix":
+            with suppress(AttributeError, OSError, ValueError):
+                self._fd = stream.fileno()
+
+    async def read(self) -> bytes:
+        while self._fd is not None:
+            try:
+                await anyio.wait_readable(self._fd)
+            except OSError:  # not a file the event loop can watch
+                self._fd = None
+                break
+            with suppress(BlockingIOError):  # a wake-up with nothing to read after all
+                return os.read(self._fd, _READ_CHUNK)
+        read = getattr(self._stream, "read1", self._stream.read)
+        # abandon_on_cancel: a blocked read must not hold up shutdown; the thread is a daemon.
+        chunk: bytes = await anyio.to_thread.run_sync(read, _READ_CHUNK, abandon_on_cancel=True)
+        return chunk
+
+
+class _WireWriter:
+    """Writes the wire from a thread of its own, so the event loop never blocks on a slow reader.
+
+    Messages queued while a write is under way go out together in the next write: under load
+    one write, and one wake-up of the thread, carries many messages. Past `max_pending` queued
+    bytes the sender waits for the reader to catch up (`wait_for_room`).
+    """
+
+    def __init__(self, stream: BinaryIO, max_pending: int) -> None:
+        self._stream = stream
+        self._max_pending = max_pending
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._closing = False
+        self._failure: OSError | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="toolkiln-stdio-out", daemon=True)
+        self._thread.start()
+
+    def send(self, data: bytes) -> bool:
+        """Queue `data` for the wire; whether the sender must now wait for room.
+
+        Raises:
+            OSError: an earlier write failed (the reader has gone).
+        """
+        with self._changed:
+            if self._failure is not None:
+                raise self._failure
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            if len(self._pending) == 1:
+                self._changed.notify_all()
+            return self._pending_bytes > self._max_pending
+
+    def wait_for_room(self) -> None:
+        """Block until the queued bytes are back under the limit (in a worker thread)."""
+        with self._changed:
+            while self._pending_bytes > self._max_pending and self._failure is None:
+                self._changed.wait()
+
+    def stop(self) -> None:
+        """Let the thread end once it has written what is queued, without waiting for it."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread (blocking).
+
+        Raises:
+            OSError: a write failed.
+        """
+        self.stop()
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closing:
+                    self._changed.wait()
+                if not self._pending:
+                    return
+                chunks, self._pending, self._pending_bytes = self._pending, [], 0
+                self._changed.notify_all()  # senders waiting for room
+            try:
+                self._stream.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                self._stream.flush()
+            except OSError as exc:
+                with self._changed:
+                    self._failure = exc
+                    self._pending, self._pending_bytes = [], 0
+                    self._changed.notify_all()
+                return
 
 
 def vet_line(line: bytes) -> SessionMessage | FramingError | None:
@@ -86,29 +230,39 @@ async def _pump_in(
     to_peer: MemoryObjectSendStream[SessionMessage],
 ) -> None:
     too_long = FramingError(INVALID_REQUEST, f"Invalid request: message longer than {cap} bytes")
+    reader = _Reader(stdin)
+    lines = LineSplitter(cap)
     async with to_server, to_peer:
         while True:
-            # abandon_on_cancel: a blocked read must not hold up shutdown; the thread is a daemon.
-            line = await anyio.to_thread.run_sync(_read_line, stdin, cap, abandon_on_cancel=True)
-            if line == b"":
+            chunk = await reader.read()
+            for line in lines.feed(chunk) if chunk else lines.end():
+                vetted = too_long if isinstance(line, _TooLong) else vet_line(line)
+                if vetted is None:
+                    continue
+                with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    if isinstance(vetted, FramingError):
+                        log.info("stdio_message_rejected", code=vetted.code, reason=vetted.message)
+                        await to_peer.send(_rejection(vetted))
+                    else:
+                        await to_server.send(vetted)
+            if not chunk:
                 return
-            vetted = too_long if isinstance(line, _TooLong) else vet_line(line)
-            if vetted is None:
-                continue
-            with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                if isinstance(vetted, FramingError):
-                    log.info("stdio_message_rejected", code=vetted.code, reason=vetted.message)
-                    await to_peer.send(_rejection(vetted))
-                else:
-                    await to_server.send(vetted)
 
 
 async def _pump_out(stdout: BinaryIO, from_server: MemoryObjectReceiveStream[SessionMessage]) -> None:
     # The one writer of the wire: server messages and our rejections never interleave mid-line.
-    async with from_server:
-        async for message in from_server:
-            data = message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
-            await anyio.to_thread.run_sync(_write_line, stdout, data)
+    wire = _WireWriter(stdout, _MAX_PENDING)
+    try:
+        async with from_server:
+            async for message in from_server:
+                data = message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+                if wire.send(data):
+                    await anyio.to_thread.run_sync(wire.wait_for_room, abandon_on_cancel=True)
+    except BaseException:
+        wire.stop()
+        raise
+    # Everything the server sent reaches the wire before the transport returns.
+    await anyio.to_thread.run_sync(wire.close)
 
 
 def _claim_std_streams() -> tuple[BinaryIO, BinaryIO, Callable[[], None]]:
