@@ -24,6 +24,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 __all__ = [
+    "RawSession",
     "StdioServer",
     "children",
     "cpu_seconds",
@@ -31,6 +32,7 @@ __all__ = [
     "peak_rss_bytes",
     "percentile",
     "raw_cold_list",
+    "raw_session",
     "stdio_server",
     "summarize_ms",
 ]
@@ -187,6 +189,75 @@ async def raw_cold_list(argv: Sequence[str], errlog: TextIO, env: dict[str, str]
         rss = peak_rss_bytes(process.pid)
         tools = sum(len(json.loads(page)["result"]["tools"]) for page in pages_raw)
         return RawList(elapsed, rss, tools, sum(len(p) for p in pages_raw), len(pages_raw), protocol)
+    finally:
+        await _stop(process)
+
+
+# The protocol the SDK `Client` lands on with every server of the benchmark, and the `_meta` it sends
+# with each request there (2026-07-28 has no handshake: each request says who and what it is).
+MODERN_PROTOCOL = "2026-07-28"
+_REQUEST_META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN_PROTOCOL,
+    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+class RawSession:
+    """Requests to a stdio server, one at a time, answered as the raw line off its stdout (not parsed)."""
+
+    def __init__(self, process: Process) -> None:
+        self._process = process
+        self._reader = _LineReader(process)
+        self._last_id = 0
+
+    async def request(self, method: str, params: dict[str, Any]) -> bytes:
+        """Send one request and return its response line once its last byte has arrived.
+
+        Raises:
+            RuntimeError: the server closed its stdout or answered with a JSON-RPC error.
+        """
+        self._last_id += 1
+        message = {
+            "jsonrpc": "2.0",
+            "id": self._last_id,
+            "method": method,
+            "params": {**params, "_meta": _REQUEST_META},
+        }
+        await _send(self._process, message)
+        return await self._reader.response(self._last_id)
+
+
+@asynccontextmanager
+async def raw_session(
+    argv: Sequence[str], errlog: TextIO, env: dict[str, str] | None = None
+) -> AsyncIterator[RawSession]:
+    """Start `argv` as a stdio MCP server and talk 2026-07-28 JSON-RPC to it with no SDK client in between.
+
+    The requests are the ones the SDK `Client` sends (`server/discover`, then each request with its
+    `_meta`), but a response is handed back as the line it arrived as: timing `request` gives the
+    server's and the pipe's part of a call, without the client's parsing and validation. The server
+    starts in a session of its own, as the SDK's `stdio_client` starts it (with the kernel's
+    autogroup scheduling, the session decides whose CPU share a process draws on).
+
+    Raises:
+        RuntimeError: the server does not speak 2026-07-28 or closed its stdout.
+    """
+    process = await anyio.open_process(
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errlog,
+        env=env or dict(os.environ),
+        start_new_session=True,
+    )
+    try:
+        session = RawSession(process)
+        discovered = json.loads(await session.request("server/discover", {}))
+        versions = discovered.get("result", {}).get("supportedVersions", [])
+        if MODERN_PROTOCOL not in versions:
+            raise RuntimeError(f"{argv[0]}: no {MODERN_PROTOCOL} among {versions}")
+        yield session
     finally:
         await _stop(process)
 
