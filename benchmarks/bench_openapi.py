@@ -4,7 +4,9 @@
    the first complete `tools/list` over stdio, each run a fresh process (toolkiln with a fresh data
    dir; its warm-cache runs reported apart), peak RSS of the server (VmHWM) and `tools/list` bytes.
 2. `tools/call` latency over stdio for a small and a 50 KB JSON response from a local upstream,
-   beside the floor (direct `httpx` to the upstream + the plain SDK stdio round trip).
+   beside the floor (direct `httpx` to the upstream + the plain SDK stdio round trip) and the ideal
+   server (the same results from memory, toolkiln's outputSchemas: the lower bound through the same
+   client), and through a raw JSON-RPC client (`*_raw`: the servers' and the pipe's part alone).
 3. Throughput with 50 concurrent calls on one stdio connection.
 
     python benchmarks/bench_openapi.py [--specs github,stripe] [--repeats 3] [--skip-calls] ...
@@ -101,7 +103,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=600, help="small-response samples per side (default 600)")
     parser.add_argument("--large-calls", type=int, default=200, help="50 KB samples per side (default 200)")
     parser.add_argument("--warmup", type=int, default=50, help="calls per side before sampling (default 50)")
-    parser.add_argument("--per-round", type=int, default=20, help="calls per side per rotation round (default 20)")
+    parser.add_argument(
+        "--per-round", type=int, default=1, help="passes over the sides in one random order before the next (default 1)"
+    )
     parser.add_argument("--concurrency", type=int, default=50, help="concurrent callers (default 50)")
     parser.add_argument("--throughput-calls", type=int, default=2000, help="calls per throughput round (default 2000)")
     parser.add_argument("--throughput-rounds", type=int, default=3, help="throughput rounds per side (default 3)")

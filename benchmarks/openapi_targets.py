@@ -14,9 +14,42 @@ LARGE_VS_FASTMCP = 0.25
 THROUGHPUT_VS_FASTMCP = 2.0
 
 
-def _target(name: str, measured: str, ok: bool | None) -> dict[str, Any]:
+def _target(name: str, measured: str, ok: bool | None, **extra: Any) -> dict[str, Any]:
     status = "NOT MEASURED" if ok is None else ("PASS" if ok else "FAIL")
-    return {"target": name, "measured": measured, "status": status}
+    return {"target": name, "measured": measured, "status": status, **extra}
+
+
+def _large_bound(large: dict[str, Any]) -> dict[str, Any]:
+    """Whether ¼ of FastMCP's 50 KB median is within reach at all: the ideal server's median bounds it.
+
+    Also through the raw client (`raw_*`), which leaves the client's work out.
+    """
+    if "ideal" not in large:
+        return {}
+    quarter = large["fastmcp"]["median_ms"] * LARGE_VS_FASTMCP
+    bound = large["ideal"]["median_ms"]
+    reachable = quarter >= bound
+    if reachable:
+        note = f"the ideal server takes {bound:.3f} ms through the same client, within the {quarter:.3f} ms allowed"
+    else:
+        note = (
+            f"UNREACHABLE through this client: {LARGE_VS_FASTMCP}x FastMCP's median is {quarter:.3f} ms, below "
+            f"the {bound:.3f} ms of the ideal server (the same result from memory, the same outputSchema), so "
+            "no server listing this outputSchema meets it"
+        )
+    found = {"lower_bound_ms": bound, "target_ms": round(quarter, 4), "reachable": reachable, "note": note}
+    if "ideal_raw" not in large or "fastmcp_raw" not in large:
+        return found
+    raw_quarter = large["fastmcp_raw"]["median_ms"] * LARGE_VS_FASTMCP
+    raw_bound = large["ideal_raw"]["median_ms"]
+    raw_reachable = raw_quarter >= raw_bound
+    raw_note = (
+        f"without the client's work (raw client, server + pipe): {LARGE_VS_FASTMCP}x FastMCP's median is "
+        f"{raw_quarter:.3f} ms, the ideal server's {raw_bound:.3f} ms: "
+        + ("within reach there" if raw_reachable else "out of reach there too")
+    )
+    raw = {"raw_lower_bound_ms": raw_bound, "raw_target_ms": round(raw_quarter, 4), "raw_reachable": raw_reachable}
+    return found | raw | {"raw_note": raw_note}
 
 
 def evaluate(measured: dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,7 +84,7 @@ def evaluate(measured: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(
         _target(
             f"small call median within {SMALL_OVER_FLOOR_MS:.0f} ms of the floor",
-            f"{small['toolkiln']['median_ms']:.3f} ms vs floor {small['floor_median_ms']:.3f} ms (+{over:.3f} ms)",
+            f"{small['toolkiln']['median_ms']:.3f} ms vs floor {small['floor_median_ms']:.3f} ms ({over:+.3f} ms)",
             over <= SMALL_OVER_FLOOR_MS,
         )
     )
@@ -62,6 +95,7 @@ def evaluate(measured: dict[str, Any]) -> list[dict[str, Any]]:
             f"50 KB call median <= {LARGE_VS_FASTMCP}x FastMCP's",
             f"{large['toolkiln']['median_ms']:.3f} ms vs {large['fastmcp']['median_ms']:.3f} ms ({ratio:.3f}x)",
             ratio <= LARGE_VS_FASTMCP,
+            **_large_bound(large),
         )
     )
     rates = calls["throughput"]
@@ -115,15 +149,29 @@ def print_corpus(specs: list[dict[str, Any]]) -> None:
                 print(f"  {s['spec']} {side}: {s[side]['error'][:400]}")
 
 
+# The order of the printed rows: through the SDK client, without its schema check, raw, the floor's parts.
+CALL_SIDES = (
+    *(f"{server}{suffix}" for suffix in ("", "_wire", "_raw") for server in ("toolkiln", "fastmcp", "ideal")),
+    "direct",
+    "plain",
+)
+
+
+def _vs(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
 def print_calls(calls: dict[str, Any]) -> None:
     print("\ntools/call over stdio, sequential (ms)")
     print("toolkiln/fastmcp: SDK Client.call_tool (it checks structuredContent against the listed outputSchema);")
-    print("*_wire: the same request without that client-side check; direct: httpx to the upstream; plain: SDK echo")
+    print("ideal: the SDK MCPServer answering the same result from memory, listing toolkiln's outputSchema;")
+    print("*_wire: the same request without that client-side check; *_raw: a minimal JSON-RPC client, clock")
+    print("stopped at the response's last byte (server + pipe only); direct: httpx to the upstream; plain: SDK echo")
     header = f"{'response':<9} {'side':<13} {'median':>9} {'p99':>9} {'mean':>9} {'n':>5} {'result B':>9}"
     print(header)
     print("-" * len(header))
     for size, rows in calls["latency"].items():
-        for side in ("toolkiln", "fastmcp", "toolkiln_wire", "fastmcp_wire", "direct", "plain"):
+        for side in CALL_SIDES:
             if side not in rows:
                 continue
             r = rows[side]
@@ -135,9 +183,22 @@ def print_calls(calls: dict[str, Any]) -> None:
         tk, fm = rows["toolkiln"]["median_ms"], rows["fastmcp"]["median_ms"]
         print(
             f"{size:<9} floor = direct httpx + plain SDK stdio round trip = {rows['floor_median_ms']:.3f} ms; "
-            f"toolkiln +{tk - rows['floor_median_ms']:.3f} ms, FastMCP +{fm - rows['floor_median_ms']:.3f} ms; "
+            f"toolkiln {tk - rows['floor_median_ms']:+.3f} ms, FastMCP {fm - rows['floor_median_ms']:+.3f} ms; "
             f"FastMCP/toolkiln {fm / tk:.2f}x"
         )
+        if "ideal" in rows:
+            ideal = rows["ideal"]["median_ms"]
+            print(
+                f"{size:<9} ideal server through the SDK client = {ideal:.3f} ms, the least for this outputSchema; "
+                f"toolkiln/ideal {_vs(tk, ideal)}, FastMCP/ideal {_vs(fm, ideal)}"
+            )
+        if "toolkiln_raw" in rows:
+            tk_raw, fm_raw, ideal_raw = (rows[f"{s}_raw"]["median_ms"] for s in ("toolkiln", "fastmcp", "ideal"))
+            print(
+                f"{size:<9} raw (server + pipe): toolkiln {tk_raw:.3f} ms, FastMCP {fm_raw:.3f} ms, ideal "
+                f"{ideal_raw:.3f} ms; toolkiln/FastMCP {_vs(tk_raw, fm_raw)}, toolkiln/ideal {_vs(tk_raw, ideal_raw)}, "
+                f"FastMCP/ideal {_vs(fm_raw, ideal_raw)}"
+            )
     rates = calls["throughput"]
     print(f"\nthroughput, {rates['concurrency']} concurrent callers on one stdio connection (median of rounds)")
     for side in ("toolkiln", "fastmcp", "plain", "direct"):
@@ -152,3 +213,6 @@ def print_targets(targets: list[dict[str, Any]]) -> None:
     print("\nTargets")
     for t in targets:
         print(f"  {t['status']:<12} {t['target']}: {t['measured']}")
+        for note in ("note", "raw_note"):
+            if note in t:
+                print(f"  {'':<12} {t[note]}")
