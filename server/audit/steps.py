@@ -226,14 +226,25 @@ def whole_if_integral(value: float) -> float | int:
 
 
 def _result_bytes(outcome: object) -> int:
+    """About how many bytes the result carries: its content blocks and its structured content.
+
+    A tool returning structured content also returns it as JSON in a text block (the OpenAPI
+    tools return the upstream's own body): that block's size stands for the structured content
+    too, instead of serializing a result of many kilobytes once more just to measure it.
+    """
     if not isinstance(outcome, ToolResult):
         return 0
     size = 0
+    as_json = 0
     for block in outcome.content:
         if isinstance(block, types.TextContent):
-            size += len(block.text.encode("utf-8", "surrogatepass"))
+            text = block.text
+            length = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            size += length
+            if not as_json and text.lstrip()[:1] == "{":
+                as_json = length
         else:
             size += len(block.model_dump_json(by_alias=True, exclude_none=True))
     if outcome.structured is not None:
-        size += len(repr(outcome.structured))
+        size += as_json or len(repr(outcome.structured))
     return size

@@ -6,6 +6,7 @@ store that cannot be written makes the call fail closed.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping
 from functools import partial
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
 
 from server.audit.writer import LedgerUnavailable
@@ -265,3 +267,23 @@ async def test_a_call_cancelled_while_its_intent_commits_gets_one_intent_and_one
     conn = sqlite3.connect(tmp_path / "audit.db")
     assert conn.execute("SELECT count(*) FROM audit_open_calls").fetchone() == (0,)
     conn.close()
+
+
+async def test_the_outcome_records_how_many_bytes_the_result_carried(tmp_path: Path) -> None:
+    body = '{"items": [' + ", ".join(f'{{"id": {n}, "name": "item {n}"}}' for n in range(50)) + '], "note": "é"}'
+    structured = json.loads(body)
+
+    async def as_json(arguments: Mapping[str, Any], _context: CallContext) -> ToolResult:
+        # Structured content and the same JSON as text: the text's size stands for both.
+        return ToolResult(content=[types.TextContent(type="text", text=body)], structured=structured)
+
+    async def with_summary(arguments: Mapping[str, Any], _context: CallContext) -> ToolResult:
+        return ToolResult(content=[types.TextContent(type="text", text="50 items")], structured=structured)
+
+    runtime = make_runtime(tmp_path, [_tool("as_json", as_json), _tool("with_summary", with_summary)])
+    async with runtime.running():
+        await call(runtime, "as_json")
+        await call(runtime, "with_summary")
+    outcomes = [r for r in records(tmp_path / "audit.db") if r["kind"] == "outcome"]
+    encoded = len(body.encode("utf-8"))
+    assert [r["result_bytes"] for r in outcomes] == [2 * encoded, len("50 items") + len(repr(structured))]
