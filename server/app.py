@@ -17,7 +17,7 @@ from server.pipeline.capabilities import REQUIRED_CLIENT_CAPABILITIES
 from server.runtime import Runtime
 from server.startup import end_startup
 from server.version import __version__
-from server.wire import to_call_result, to_mcp_annotations, to_protocol_error, to_wire
+from server.wire import call_result_wire, to_mcp_annotations, to_protocol_error, to_wire
 from tools.errors import ToolkilnError
 from tools.model import CallContext, Principal, Tool
 
@@ -111,7 +111,7 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> dict[str, Any] | types.CallToolResult | types.InputRequiredResult:
         context = CallContext(principal=principal_of(ctx), request_id=ctx.request_id, request=ctx)
         try:
             outcome = await pipeline.run(params.name, params.arguments, context)
@@ -121,7 +121,7 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
             # A bug in a step: the SDK's handshake-era path would send its text as the error message.
             log.exception("tool_call_failed", tool=params.name[:64])
             return to_wire(error)
-        return to_call_result(outcome)
+        return call_result_wire(outcome)
 
     def input_schema_of(name: str) -> dict[str, Any] | None:
         # The SDK asks this (2026-07-28 HTTP, Mcp-Param headers) before dispatch and without the
@@ -144,7 +144,6 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         version=__version__,
         instructions=runtime.settings.server.instructions,
         get_tool_input_schema=input_schema_of,
-        on_call_tool=call_tool,
         on_subscriptions_listen=ListenHandler(runtime.notifier.bus),
     )
     # Registered like any handler (the tools capability follows from it): the constructor's
@@ -157,6 +156,9 @@ def build_server(runtime: Runtime) -> ToolkilnServer:
         envelope.pop("ttlMs", None)
         envelope.pop("cacheScope", None)
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
+    # Likewise a dict for tools/call results (`call_result_wire`): a large structured result is
+    # walked once less.
+    server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
     # We export no traces; the SDK's default OpenTelemetry span per message is pure overhead here.
     server.middleware = [runtime.notifier.track, _end_startup_after_first_list]
     for method, params_type, handler in runtime.extra_handlers:

@@ -9,6 +9,8 @@ anything else              → JSON-RPC -32603 "Internal error", no detail
 
 from __future__ import annotations
 
+from typing import Any
+
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
@@ -17,6 +19,7 @@ from tools.model import ToolAnnotations, ToolOutcome, ToolResult
 
 __all__ = [
     "INTERNAL_ERROR",
+    "call_result_wire",
     "failure_result",
     "to_call_result",
     "to_mcp_annotations",
@@ -82,6 +85,29 @@ def to_call_result(outcome: ToolOutcome) -> types.CallToolResult | types.InputRe
             is_error=outcome.is_error,
         )
     return outcome
+
+
+_COMPLETE = types.CallToolResult(content=[]).model_dump(by_alias=True, mode="json", exclude_none=True)["resultType"]
+
+
+def call_result_wire(outcome: ToolOutcome) -> dict[str, Any] | types.InputRequiredResult:
+    """`to_call_result`, as the dict the model would dump to, built without the model.
+
+    The SDK validates a handler's result against the negotiated protocol version and dumps it
+    anyway; a model returned here would first be dumped to a dict, one more walk over a
+    structured result of any size. The structured content is the tool's own object: the SDK
+    copies it while serializing and never writes to it.
+    """
+    if not isinstance(outcome, ToolResult):
+        return outcome
+    wire: dict[str, Any] = {
+        "content": [block.model_dump(by_alias=True, mode="json", exclude_none=True) for block in outcome.content]
+    }
+    if outcome.structured is not None:
+        wire["structuredContent"] = outcome.structured
+    wire["isError"] = outcome.is_error
+    wire["resultType"] = _COMPLETE
+    return wire
 
 
 def to_mcp_annotations(annotations: ToolAnnotations) -> types.ToolAnnotations | None:

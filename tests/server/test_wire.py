@@ -9,6 +9,7 @@ from mcp.shared.exceptions import MCPError
 from server.limits import QuotaExceeded, RateLimited
 from server.wire import (
     INTERNAL_ERROR,
+    call_result_wire,
     failure_result,
     to_call_result,
     to_mcp_annotations,
@@ -131,6 +132,49 @@ def test_an_input_required_result_passes_through_untouched() -> None:
         }
     )
     assert to_call_result(asked) is asked
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param(ToolResult.text("plain"), id="text"),
+        pytest.param(ToolResult.text("no", is_error=True), id="error"),
+        pytest.param(
+            ToolResult(
+                content=[types.TextContent(type="text", text='{"n": [1, 2.5, null]}')],
+                structured={"n": [1, 2.5, None], "nested": {"ok": True}},
+            ),
+            id="structured",
+        ),
+        pytest.param(
+            ToolResult(
+                content=[
+                    types.ImageContent(type="image", data="aGk=", mime_type="image/png"),
+                    types.EmbeddedResource(
+                        type="resource",
+                        resource=types.BlobResourceContents(uri="https://x.test/a", mime_type="x/y", blob="aGk="),
+                    ),
+                ]
+            ),
+            id="media",
+        ),
+        pytest.param(ToolResult(content=[]), id="empty"),
+    ],
+)
+def test_the_wire_dict_of_a_result_is_exactly_what_the_model_dumps_to(result: ToolResult) -> None:
+    model = to_call_result(result)
+    assert isinstance(model, types.CallToolResult)
+    assert call_result_wire(result) == model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def test_the_wire_dict_of_a_result_leaves_an_input_required_result_untouched() -> None:
+    asked = types.InputRequiredResult.model_validate(
+        {
+            "resultType": "input_required",
+            "inputRequests": {"confirm": {"method": "roots/list", "params": {}}},
+        }
+    )
+    assert call_result_wire(asked) is asked
 
 
 def test_default_annotations_are_omitted_and_set_ones_map_to_mcp_hints() -> None:
