@@ -19,6 +19,7 @@ from tools.openapi.auth_schemes import read_security_schemes
 from tools.openapi.budget import assemble, assembled_size, collapse_unions, fit_source_budget
 from tools.openapi.document import SpecDocument
 from tools.openapi.filters import excluded_reason
+from tools.openapi.inline_defs import inline_single_use
 from tools.openapi.naming import NameAllocator, operation_name
 from tools.openapi.operation import Operation, OperationProblem, Parameter, read_operation_v3, security_of
 from tools.openapi.plan import OperationPlan
@@ -215,7 +216,7 @@ def _convert_operation(
         reason = f"degraded: outputSchema dropped and nested unions collapsed to fit the {budget:,} B budget"
         if size > budget:
             return skipped(f"inputSchema of {size:,} B exceeds the {budget:,} B budget even degraded")
-    output_schema = assemble(output_top, out_defs) if output_top is not None else None
+    output_schema = inline_single_use(assemble(output_top, out_defs)) if output_top is not None else None
     description = _description(operation, settings.max_description_chars)
     flags.update(description.flags)
     title = clean_text(operation.summary, 120, single_line=True)
