@@ -18,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 from structlog.testing import capture_logs
 
 from server.pipeline import CallNext, Step, ToolCall, build_pipeline
+from server.pipeline.validate import _CompiledSchema, argument_problems
 from tests.server.harness import HideTools, connect, echo, make_runtime, make_tool
 from tests.support.servers import ROOT
 from tools.errors import InvalidArguments, ToolCrashed, ToolTimeout, UnknownTool
@@ -595,3 +596,52 @@ async def test_a_hostile_tool_name_is_logged_bounded(name: str) -> None:
     (line,) = [entry for entry in logs if entry["event"] == "tool_call"]
     assert line["tool"] == name[:128]
     assert line["outcome"] == "rejected"
+
+
+FLAT_SCHEMAS = [
+    {"type": "object", "properties": {"item_id": {"type": "integer"}}, "required": ["item_id"]},
+    {
+        "type": "object",
+        "properties": {
+            "q": {"type": "string", "description": "query"},
+            "limit": {"type": "integer", "default": 10},
+            "ratio": {"type": "number"},
+            "on": {"type": "boolean", "deprecated": True},
+            "maybe": {"type": ["string", "null"]},
+        },
+        "required": ["q"],
+        "additionalProperties": False,
+    },
+]
+CANDIDATE_VALUES: list[object] = [0, 7, -3, 7.0, 7.5, 1e300, True, False, None, "", "7", [], {}, [1], {"a": 1}]
+
+
+@pytest.mark.parametrize("schema", FLAT_SCHEMAS)
+def test_the_quick_check_of_flat_schemas_agrees_with_the_full_validator(schema: dict[str, Any]) -> None:
+    quick = _CompiledSchema(schema)
+    full = _CompiledSchema(schema)
+    assert quick.flat is not None
+    full.flat = None  # jsonschema alone
+    names = [*schema["properties"], "unknown"]
+    cases: list[dict[str, Any]] = [{}]
+    for name in names:
+        for value in CANDIDATE_VALUES:
+            cases.append({name: value})
+            cases.append({names[0]: "x", name: value})
+    for arguments in cases:
+        assert argument_problems(quick, arguments) == argument_problems(full, arguments), arguments
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        pytest.param({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}, id="constraint"),
+        pytest.param({"type": "object", "properties": {"s": {"type": "string", "format": "email"}}}, id="format"),
+        pytest.param({"type": "object", "properties": {"a": {"type": "array"}}}, id="container"),
+        pytest.param({"type": "object", "properties": {"x": {}}}, id="any-value"),
+        pytest.param({"type": "object", "properties": {}, "additionalProperties": True}, id="open"),
+        pytest.param({"type": "object", "properties": {"r": {"$ref": "#/$defs/R"}}, "$defs": {"R": {}}}, id="ref"),
+    ],
+)
+def test_schemas_with_anything_but_scalar_types_get_no_quick_check(schema: dict[str, Any]) -> None:
+    assert _CompiledSchema(schema).flat is None
