@@ -19,7 +19,7 @@ import structlog
 
 from tools.errors import ToolFailure
 
-__all__ = ["Batch", "Job", "LedgerUnavailable", "Op", "Tally", "commit_here", "commit_queued", "deliver", "hand_back"]
+__all__ = ["Batch", "Job", "LedgerUnavailable", "Op", "Tally", "commit_here", "commit_queued", "deliver"]
 
 T = TypeVar("T")
 log = structlog.get_logger("toolkiln.ledger")
@@ -215,18 +215,6 @@ def deliver(jobs: list[Job[Any]]) -> None:
     for loop, group in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
             loop.call_soon_threadsafe(_resolve, group)
-
-
-def hand_back(jobs: list[Job[Any]]) -> None:
-    """`deliver` from the thread that committed: a job of this thread's running loop is resolved now."""
-    try:
-        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        here = None
-    if here is not None and all(job.loop is here or (job.loop is None and job.event is None) for job in jobs):
-        _resolve(jobs)
-    else:
-        deliver(jobs)
 
 
 def _resolve(group: list[Job[Any]]) -> None:

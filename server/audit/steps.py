@@ -156,8 +156,7 @@ class AuditRecorder:
 class CallsInFlight(Step):
     """Outermost ledger step: counts the calls in flight, which tells the writer how to commit.
 
-    One call at a time commits each write right away; the writes of concurrent calls wait for
-    the end of their event-loop turn and share one transaction.
+    One call at a time commits inline; concurrent calls share the writer thread's batches.
     """
 
     name = "calls_in_flight"
@@ -173,8 +172,8 @@ class CallsInFlight(Step):
             # A call whose writes all commit inline never yields, so under load calls would run
             # strictly one after another and never share a batch. One turn of the event loop
             # while this call still counts lets waiting calls start: if any does, calls overlap
-            # and their writes share transactions, whose size scales with concurrency. While
-            # other calls are in flight they overlap already, and the turn would only cost.
+            # and their writes go to the writer thread, whose batches scale with concurrency.
+            # While other calls are in flight they overlap already, and the turn would only cost.
             if writer.calls_in_flight == 1:
                 await asyncio.sleep(0)
             return outcome

@@ -7,20 +7,16 @@ while a transaction is running joins the next one, and each caller awaits the co
 that holds its write. Under load a batch holds dozens of writes, so throughput scales with
 concurrency instead of with commit latency.
 
-A hand-over to the writer thread and back (a queue wake-up, the GIL changing hands twice, a wake-up
-of the event loop) costs far more CPU than the transaction itself (a WAL commit with
-`synchronous=NORMAL` does no fsync). So the writer thread commits only what the event loop must
-not: batches that have to wait. When one call is alone (nothing queued, no batch running, no
-other call in flight), the caller commits its write itself, on its own thread, holding the
-connection's lock. While calls overlap, an awaited write joins the others submitted in the same
-event-loop turn, and right after that turn the event loop commits them all in one transaction
-(under load a hand-over per write would also wake the thread for nearly every write: batches of
-one or two writes). As soon as work is queued for the writer thread, or the thread holds the
-connection, writes queue behind it, so submission order is kept. With `synchronous=FULL` every
-commit waits for the disk, and inline commits would stall the event loop for it: every batch
-goes through the thread. An inline commit never waits for SQLite's write lock either (another
-process may hold it for a while): if the lock is taken, the batch goes to the thread, which
-waits up to `busy_timeout`.
+When one call is alone (nothing queued, no batch running, no other call in flight), a hand-over
+to the writer thread and back costs far more than the transaction itself (a WAL commit with
+`synchronous=NORMAL` does no fsync), so the caller commits the batch itself, on its own thread,
+holding the connection's lock. As soon as work is queued for the writer thread, or the thread
+holds the connection, callers queue behind it, so submission order is kept; and while calls
+overlap they go to the thread too, where their writes share transactions. With
+`synchronous=FULL` every commit waits for the disk, and inline commits would stall the event loop
+for it: everything goes through the thread. An inline commit never waits for SQLite's write lock
+either (another process may hold it for a while): if the lock is taken, the batch goes to the
+thread, which waits up to `busy_timeout`.
 
 Each operation is a plain function run inside the batch's transaction, wrapped in a savepoint so
 one failing operation rolls back only itself. Operations run in the order they were submitted, so
@@ -50,7 +46,7 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
-from server.audit.batch import Batch, Job, LedgerUnavailable, Op, Tally, commit_here, commit_queued, hand_back
+from server.audit.batch import Batch, Job, LedgerUnavailable, Op, Tally, commit_here, commit_queued
 
 __all__ = ["Batch", "GroupCommitWriter", "LedgerUnavailable", "Op"]
 
@@ -71,9 +67,9 @@ class GroupCommitWriter:
     effects such as writing the signed head); `periodic` is an operation committed every
     `periodic_s`; `deferred` is asked at each housekeeping pass for an operation to commit then
     (writes that may lag behind the commit that caused them). `inline=False` sends every batch
-    through the thread; by default batches are committed inline when `synchronous` is `normal`:
-    a write right away while at most `inline_max_calls` calls are in flight, else together with
-    the other writes of its event-loop turn.
+    through the thread; by default batches are
+    committed inline when `synchronous` is `normal` and at most `inline_max_calls` calls are in
+    flight.
     """
 
     def __init__(
@@ -110,8 +106,8 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
-        self._gathered: list[Job[Any]] = []
-        self._gathered_lock = threading.Lock()
+        self._posted: list[Job[Any]] = []
+        self._posted_lock = threading.Lock()
         # The connection is used by the writer thread and by inline commits, one at a time.
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()
@@ -120,8 +116,8 @@ class GroupCommitWriter:
         self._queued = 0
         self._queued_lock = threading.Lock()
         # Calls in flight in this process, kept by the ledger's outermost step (`CallsInFlight`).
-        # With more than `inline_max_calls` of them, an awaited write waits for the end of the
-        # event-loop turn, so that the writes of concurrent calls share transactions.
+        # With more than `inline_max_calls` of them, writes go to the thread even when it is idle:
+        # there, writes of concurrent calls share transactions, and SQLite's work overlaps Python's.
         self.calls_in_flight = 0
         self._inline_max_calls = inline_max_calls
         self.tally = Tally()
@@ -173,10 +169,10 @@ class GroupCommitWriter:
             thread, self._thread = self._thread, None
         if thread is None:
             return
-        with self._gathered_lock:
-            gathered, self._gathered = self._gathered, []
-        if gathered:
-            self._enqueue(gathered)
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        if posted:
+            self._enqueue(posted)
         self._queue.put(_STOP)
         thread.join()
 
@@ -203,8 +199,7 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         job.future = loop.create_future()
         job.loop = loop
-        # Joins the writes of this event-loop turn: one transaction (or one hand-over) for all.
-        self._gather(job, loop)
+        self._submit(job)
         return await job.future
 
     def run_now(self, op: Op[T]) -> tuple[bool, T | None]:
@@ -234,15 +229,14 @@ class GroupCommitWriter:
         """
         if self._thread is None:
             self.start()
-        job: Job[Any] = Job(op=op, early=False)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            with self._gathered_lock:
-                self._gathered.append(job)
-            self._flush_gathered()
-            return
-        self._gather(job, loop)
+        with self._posted_lock:
+            self._posted.append(Job(op=op, early=False))
+            first = len(self._posted) == 1
+        if first:
+            try:
+                asyncio.get_running_loop().call_soon(self._flush_posted)
+            except RuntimeError:
+                self._flush_posted()
 
     def run_sync(self, op: Op[T]) -> T:
         """`run` for callers without an event loop (the CLI, process-level tests)."""
@@ -257,40 +251,27 @@ class GroupCommitWriter:
             raise job.error
         return job.result  # type: ignore[no-any-return]
 
-    def _gather(self, job: Job[Any], loop: asyncio.AbstractEventLoop) -> None:
-        with self._gathered_lock:
-            self._gathered.append(job)
-            first = len(self._gathered) == 1
-        if first:
-            loop.call_soon(self._flush_gathered)
-
-    def _flush_gathered(self) -> None:
-        if self._commit_inline(None, gathered=True):
+    def _flush_posted(self) -> None:
+        if self._commit_inline(None):
             return
-        with self._gathered_lock:
-            gathered, self._gathered = self._gathered, []
-        if gathered:
-            self._enqueue(gathered)
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        if posted:
+            self._enqueue(posted)
 
     def _submit(self, job: Job[Any]) -> None:
-        with self._gathered_lock:
-            earlier, self._gathered = self._gathered, []
-        self._enqueue([*earlier, job] if earlier else [job])
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        self._enqueue([*posted, job] if posted else [job])
 
     def _enqueue(self, jobs: list[Job[Any]]) -> None:
         with self._queued_lock:
             self._queued += len(jobs)
         self._queue.put(jobs)
 
-    def _commit_inline(self, job: Job[Any] | None, *, gathered: bool = False) -> bool:
-        """Commit the gathered jobs and `job` on this thread if the writer is idle; whether it did.
-
-        `gathered`: the writes of a whole event-loop turn, committed together even while calls
-        overlap (a lone write would rather wait for the turn's others).
-        """
-        if not self._inline or self._queued:
-            return False
-        if not gathered and self.calls_in_flight > self._inline_max_calls:
+    def _commit_inline(self, job: Job[Any] | None) -> bool:
+        """Commit the posted jobs and `job` on this thread if the writer is idle; whether it did."""
+        if not self._inline or self._queued or self.calls_in_flight > self._inline_max_calls:
             return False
         if not self._conn_lock.acquire(blocking=False):
             return False
@@ -298,23 +279,21 @@ class GroupCommitWriter:
             conn = self._conn
             if conn is None or self._queued:
                 return False
-            earlier: list[Job[Any]] = []  # gathered before `job`: they go first
-            if self._gathered:
-                with self._gathered_lock:
-                    earlier, self._gathered = self._gathered, []
-            jobs = earlier if job is None else [*earlier, job]
+            posted: list[Job[Any]] = []
+            if self._posted:
+                with self._posted_lock:
+                    posted, self._posted = self._posted, []
+            jobs = posted if job is None else [*posted, job]
             if not jobs:
                 return True
             if self._waits:
                 conn.execute("PRAGMA busy_timeout=0")
                 self._waits = False
             if commit_here(conn, jobs, self.tally):
-                # Gathered jobs have callers awaiting them; `job` itself is read by its caller.
-                hand_back(earlier)
                 return True
-            if earlier:  # not committed: the gathered jobs keep their place in line
-                with self._gathered_lock:
-                    self._gathered[:0] = earlier
+            if posted:  # not committed: the posted jobs keep their place in line
+                with self._posted_lock:
+                    self._posted[:0] = posted
             return False
         finally:
             self._conn_lock.release()
