@@ -48,7 +48,7 @@ DEFAULT_SPECS: list[tuple[str, str, float | None, float | None]] = [
 
 
 def _children(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         text = (task / "children").read_text().split()
         found.extend(int(child) for child in text)
