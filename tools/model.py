@@ -11,6 +11,7 @@ import mcp_types as types
 
 __all__ = [
     "TOOL_NAME_PATTERN",
+    "UPSTREAM_OPERATION",
     "CallContext",
     "Principal",
     "Tool",
@@ -23,6 +24,10 @@ __all__ = [
 ]
 
 TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+# `Tool.meta` key naming the upstream operation a tool reaches; the policy decides tools that
+# share one together (THREATS R2).
+UPSTREAM_OPERATION = "upstream_operation"
 
 JsonObject = dict[str, Any]
 

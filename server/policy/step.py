@@ -22,12 +22,10 @@ from server.pipeline.chain import CallNext, Step, ToolCall
 from server.policy.engine import Decision
 from server.policy.loader import PolicyHolder
 from tools.errors import ToolHidden
-from tools.model import Principal, Tool, ToolOutcome
+from tools.model import UPSTREAM_OPERATION, Principal, Tool, ToolOutcome
 from tools.registry import ToolRegistry
 
 __all__ = ["UPSTREAM_OPERATION", "Authorize", "final_arguments"]
-
-UPSTREAM_OPERATION = "upstream_operation"
 
 log = structlog.get_logger("toolkiln.policy")
 

@@ -23,7 +23,7 @@ import anyio
 import structlog
 
 from tools.errors import SetupError
-from tools.model import CallContext, Tool, ToolExecutor, ToolOutcome
+from tools.model import UPSTREAM_OPERATION, CallContext, Tool, ToolExecutor, ToolOutcome
 from tools.openapi.build import build_spec
 from tools.openapi.cache import ConversionCache
 from tools.openapi.convert import Conversion, ToolDraft
@@ -254,7 +254,13 @@ class OpenApiSource:
             tags=draft.tags,
             executor=_LazyExecutor(draft.plan, upstream, auth),
             source=self.name,
-            meta={"operation": f"{draft.plan.method} {draft.plan.path}", "operation_id": draft.plan.operation_id},
+            meta={
+                "operation": f"{draft.plan.method} {draft.plan.path}",
+                "operation_id": draft.plan.operation_id,
+                # What the call reaches: two tools on one upstream operation (the same API served
+                # twice, under two prefixes) are authorized together, the stricter grant winning.
+                UPSTREAM_OPERATION: f"{upstream.origin}{upstream.base_path} {draft.plan.method} {draft.plan.path}",
+            },
         )
 
 
