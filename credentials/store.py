@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from server.sqlite_wal import enable_wal, retry_locked
+
 __all__ = ["CredentialRow", "CredentialStore", "normalize_origin"]
 
 _SCHEMA = """
@@ -91,10 +93,10 @@ class CredentialStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            enable_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
+            retry_locked(lambda: self._db.execute(_SCHEMA))
 
     @staticmethod
     def new_id() -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from server.sqlite_wal import enable_wal_async, retry_locked_async
 from server.version import __version__
 
 __all__ = ["Storage"]
@@ -38,20 +39,11 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class Storage:
-    """The server's SQLite database."""
-
-    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
-        self.path = path
-        self.db = db
-
-    @classmethod
-    async def open(cls, path: Path) -> Storage:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await db.execute("PRAGMA synchronous=NORMAL")
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Bring the schema up to date under the write lock: of two processes opening a new file, one
+    migrates and the other then finds the version written."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
         await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         async with db.execute("SELECT version FROM schema_version") as cursor:
             row = await cursor.fetchone()
@@ -63,8 +55,34 @@ class Storage:
         else:
             await db.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS),))
         await db.commit()
-        storage = cls(path, db)
-        await storage.record_start()
+    except BaseException:
+        if db.in_transaction:
+            await db.rollback()
+        raise
+
+
+class Storage:
+    """The server's SQLite database."""
+
+    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+        self.path = path
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> Storage:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        try:
+            await db.execute("PRAGMA busy_timeout=5000")
+            await enable_wal_async(db)
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await retry_locked_async(lambda: _migrate(db))
+            storage = cls(path, db)
+            await storage.record_start()
+        except BaseException:
+            # An open connection's thread would keep the process from ever exiting.
+            await db.close()
+            raise
         return storage
 
     async def record_start(self) -> None:

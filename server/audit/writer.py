@@ -47,6 +47,7 @@ from typing import Any, Literal, TypeVar
 import structlog
 
 from server.audit.batch import Batch, Job, LedgerUnavailable, Op, Tally, commit_here, commit_queued
+from server.sqlite_wal import enable_wal, retry_locked
 
 __all__ = ["Batch", "GroupCommitWriter", "LedgerUnavailable", "Op"]
 
@@ -316,13 +317,22 @@ class GroupCommitWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(conn)
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         # Checkpoints happen in housekeeping, never inside a commit (see the module docstring).
         conn.execute("PRAGMA wal_autocheckpoint=0")
-        for setup in self._setup:
-            setup(conn)
+        retry_locked(lambda: self._run_setup(conn))
         return conn
+
+    def _run_setup(self, conn: sqlite3.Connection) -> None:
+        # Repeatable: started over (from a clean state) while another process holds a new file.
+        try:
+            for setup in self._setup:
+                setup(conn)
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _main(self, ready: threading.Event) -> None:
         try:
