@@ -3,8 +3,9 @@
 Switching a new file to WAL needs the database to itself, and while one connection does it (or
 rebuilds the WAL index) a racing connection gets "database is locked" at once, without SQLite's
 busy handler ever waiting: two toolkiln processes starting on one data directory, a CLI command
-beside a server. The race is over in milliseconds, so each store runs its opening steps (journal
-mode, schema) through these helpers, which start them over until the lock is free.
+beside a server. The race ends when the winner's switch is done, so the server storage, the
+audit ledger and the credential store run their opening steps (journal mode, schema) through these
+helpers, which start them over until the lock is free (for at most `OPEN_WAIT_S`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Several processes opening one new data directory at once all start (toolkiln serve beside a CLI command).
 
 Switching a new SQLite file to WAL needs it to itself, and SQLite refuses a racing connection
-with "database is locked" at once, without waiting; every store that opens a database retries.
+with "database is locked" at once, without waiting; the server storage, the audit ledger and the
+credential store retry (the module registry does not yet).
 Processes are stood in for by connections on their own threads: SQLite's locks work the same.
 """
 
